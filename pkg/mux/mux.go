@@ -1,0 +1,201 @@
+// Package mux shares one TCP listener between gRPC and other protocols.
+//
+// A dfs server listens on one port (24007 by default, like glusterd) and a
+// brick on one port of its own, yet each carries two protocols: gRPC and
+// the Raft transport of its group. mux tells them apart by the first byte of
+// every accepted connection:
+//
+//   - A connection dialled with Dial(addr, tag, ...) starts with tag, which
+//     mux consumes before handing the connection to the listener returned by
+//     Listener.Tagged(tag).
+//   - Any other connection (gRPC's HTTP/2 preface starts with 'P') is handed,
+//     first byte included, to Listener.Default().
+//
+// Tags must not be 'P'. A connection that sends nothing within the
+// configured handshake timeout is closed.
+//
+// All methods may be called concurrently. Closing a sub-listener stops only
+// it (a Raft group can be shut down and opened again on the same port);
+// Listener.Close closes the TCP listener and every sub-listener. Connections
+// already handed out are the caller's.
+package mux
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// ErrClosed is returned by Accept on a closed listener.
+var ErrClosed = errors.New("mux: listener closed")
+
+// HandshakeTimeout bounds how long a new connection may take to send its
+// first byte.
+const HandshakeTimeout = 10 * time.Second
+
+// Listener demultiplexes one net.Listener.
+type Listener struct {
+	ln       net.Listener
+	def      *subListener
+	mu       sync.Mutex
+	tagged   map[byte]*subListener
+	done     chan struct{}
+	closeErr error
+	once     sync.Once
+}
+
+// New starts demultiplexing ln. It takes ownership of ln.
+func New(ln net.Listener) *Listener {
+	l := &Listener{ln: ln, tagged: map[byte]*subListener{}, done: make(chan struct{})}
+	l.def = l.newSub()
+	go l.serve()
+	return l
+}
+
+// Listen opens a TCP listener on addr and demultiplexes it.
+func Listen(addr string) (*Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return New(ln), nil
+}
+
+// Addr is the address of the underlying listener.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Default returns the listener for connections without a known tag (gRPC).
+func (l *Listener) Default() net.Listener { return l.def }
+
+// Tagged returns the listener for connections dialled with tag.
+func (l *Listener) Tagged(tag byte) net.Listener {
+	if tag == 'P' {
+		panic("mux: tag 'P' is reserved for HTTP/2")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.tagged[tag]
+	if !ok || s.isClosed() {
+		s = l.newSub()
+		l.tagged[tag] = s
+	}
+	return s
+}
+
+// Close stops accepting connections on every sub-listener.
+func (l *Listener) Close() error {
+	l.once.Do(func() {
+		close(l.done)
+		l.closeErr = l.ln.Close()
+	})
+	return l.closeErr
+}
+
+func (l *Listener) newSub() *subListener {
+	return &subListener{parent: l, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *Listener) serve() {
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			l.Close()
+			return
+		}
+		go l.route(c)
+	}
+}
+
+func (l *Listener) route(c net.Conn) {
+	br := bufio.NewReaderSize(c, 1)
+	_ = c.SetReadDeadline(time.Now().Add(HandshakeTimeout))
+	first, err := br.Peek(1)
+	if err != nil {
+		c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	l.mu.Lock()
+	sub, ok := l.tagged[first[0]]
+	l.mu.Unlock()
+	if ok {
+		_, _ = br.Discard(1)
+	} else {
+		sub = l.def
+	}
+	conn := &peekedConn{Conn: c, r: br}
+	select {
+	case sub.conns <- conn:
+	case <-sub.done:
+		c.Close()
+	case <-l.done:
+		c.Close()
+	}
+}
+
+// Dial connects to a mux listener at addr and announces tag.
+func Dial(addr string, tag byte, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if timeout > 0 {
+		_ = c.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	if _, err := c.Write([]byte{tag}); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("mux: announce tag to %s: %w", addr, err)
+	}
+	_ = c.SetWriteDeadline(time.Time{})
+	return c, nil
+}
+
+type subListener struct {
+	parent *Listener
+	conns  chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (s *subListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.conns:
+		return c, nil
+	case <-s.done:
+		return nil, ErrClosed
+	case <-s.parent.done:
+		return nil, ErrClosed
+	}
+}
+
+// Close stops this sub-listener only.
+func (s *subListener) Close() error {
+	s.once.Do(func() { close(s.done) })
+	return nil
+}
+
+func (s *subListener) isClosed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *subListener) Addr() net.Addr { return s.parent.Addr() }
+
+// peekedConn reads through the buffered reader that holds the peeked byte.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
