@@ -310,6 +310,15 @@ func TestRaftCluster(t *testing.T) {
 		want = append(want, fmt.Sprintf("cmd-%04d", i))
 	}
 	waitFSMs(t, nodes, want)
+
+	// The follower may have caught up through InstallSnapshot, in which case
+	// its log need not hold the newest entries yet. Once caught up, new
+	// entries reach it through AppendEntries and so land in its Store.
+	applyRange(t, leader, 261, 270)
+	for i := 261; i <= 270; i++ {
+		want = append(want, fmt.Sprintf("cmd-%04d", i))
+	}
+	waitFSMs(t, nodes, want)
 	waitFor(t, 10*time.Second, string(f.id)+" log to catch up", func() bool {
 		fl, _ := f.store.LastIndex()
 		ll, _ := leader.store.LastIndex()

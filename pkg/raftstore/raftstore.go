@@ -38,10 +38,16 @@
 // appends and truncates, the FSM and replication goroutines read entries, the
 // snapshot goroutine compacts the log prefix). All methods are safe for
 // concurrent use. Reads run in parallel with each other and with writes.
-// Log mutations are serialised so that the in-memory FirstIndex/LastIndex
-// cache always matches what is on disk; those two calls are lock-free atomic
-// loads. Close waits for in-flight calls to finish; any call made after Close
-// returns an error wrapping ErrClosed.
+// Log mutations (StoreLogs, DeleteRange) are serialised with each other so
+// that the in-memory FirstIndex/LastIndex cache tracks what is on disk;
+// FirstIndex and LastIndex are atomic loads that never touch Pebble. The
+// cache grows after a StoreLogs commit and shrinks before a DeleteRange
+// commit, so a bound a reader sees never names an entry that the write in
+// progress has already removed. As with any store, an entry can still be
+// compacted away between a reader's FirstIndex and its GetLog; raft
+// tolerates that (GetLog returns raft.ErrLogNotFound). Close waits for
+// in-flight calls to finish; any call made after Close returns an error
+// wrapping ErrClosed.
 //
 // # Errors
 //
@@ -89,7 +95,7 @@ type Config struct {
 	Dir string
 	// Logger receives the store's and Pebble's log messages. Pebble's
 	// informational chatter (flushes, compactions, WAL recovery) is logged at
-	// Debug, Pebble errors at Error. Default: slog.Default() (used when nil).
+	// Debug, Pebble errors at Error. Default: discard (also when nil).
 	Logger *slog.Logger
 	// NoSync, if true, commits writes without fsyncing the write-ahead log.
 	// Faster, but a machine crash may lose acknowledged writes, which breaks
@@ -101,7 +107,7 @@ type Config struct {
 // empty and must be set before Open.
 func DefaultConfig() Config {
 	return Config{
-		Logger: slog.Default(),
+		Logger: slog.New(slog.DiscardHandler),
 		NoSync: false,
 	}
 }
@@ -139,14 +145,14 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the store in cfg.Dir and loads the log
-// bounds. A nil cfg.Logger means slog.Default().
+// bounds. A nil cfg.Logger discards logs.
 func Open(cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	logger := cfg.Logger
 	if logger == nil {
-		logger = slog.Default()
+		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("component", "raftstore", "dir", cfg.Dir)
 
