@@ -44,7 +44,7 @@ proto:
 	@command -v protoc-gen-go >/dev/null || $(GO) install $(PROTOC_GEN_GO)
 	@command -v protoc-gen-go-grpc >/dev/null || $(GO) install $(PROTOC_GEN_GO_GRPC)
 	protoc -I proto --go_out=proto/dfspb --go_opt=paths=source_relative \
-		--go-grpc_out=proto/dfspb --go-grpc_opt=paths=source_relative proto/dfs.proto
+		--go-grpc_out=proto/dfspb --go-grpc_opt=paths=source_relative proto/*.proto
 
 install: build
 	install -D -m 0755 $(BIN)/dfs $(DESTDIR)$(PREFIX)/bin/dfs

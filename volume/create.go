@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -45,7 +46,7 @@ func PlanCreate(s *State, req CreateRequest, id string, now int64) (*Volume, []s
 		return nil, nil, err
 	}
 	if _, ok := s.Volumes[req.Name]; ok {
-		return nil, nil, fmt.Errorf("%w: volume %s already exists", ErrExists, req.Name)
+		return nil, nil, Errorf(ErrExists, "volume %s already exists", req.Name)
 	}
 	if len(req.Bricks) == 0 {
 		return nil, nil, invalidf("no bricks given; name at least one HOST:/PATH")
@@ -96,6 +97,9 @@ func PlanCreate(s *State, req CreateRequest, id string, now int64) (*Volume, []s
 	var seen []placed
 	for i, spec := range req.Bricks {
 		p, err := s.PeerByAddress(spec.Host)
+		if errors.Is(err, ErrInvalid) {
+			return nil, nil, invalidf("brick %s:%s: more than one server of the pool is on host %s; give HOST:PORT", spec.Host, spec.Path, spec.Host)
+		}
 		if err != nil {
 			return nil, nil, invalidf("brick %s:%s: host %s is not in the pool; add it with 'dfs peer probe %s'", spec.Host, spec.Path, spec.Host, spec.Host)
 		}
@@ -194,31 +198,42 @@ func setKind(v *Volume) string {
 	return "replica"
 }
 
-// assignPorts gives each new brick the lowest port free on its server.
+// assignPorts gives each brick of v the lowest port that no other brick
+// uses on the same host (servers may share a host on different ports).
 func assignPorts(s *State, v *Volume) {
-	used := map[string]map[int]bool{}
-	mark := func(server string, port int) {
-		if used[server] == nil {
-			used[server] = map[int]bool{}
+	hostOf := func(serverID string) string {
+		if p, ok := s.Peers[serverID]; ok {
+			return p.Host()
 		}
-		used[server][port] = true
+		return serverID
+	}
+	used := map[string]map[int]bool{}
+	mark := func(host string, port int) {
+		if used[host] == nil {
+			used[host] = map[int]bool{}
+		}
+		used[host][port] = true
 	}
 	for _, other := range s.Volumes {
+		if other.Name == v.Name {
+			continue
+		}
 		for _, b := range other.Bricks {
-			mark(b.ServerID, b.Port)
+			mark(hostOf(b.ServerID), b.Port)
 		}
 	}
 	for i := range v.Bricks {
 		b := &v.Bricks[i]
+		host := hostOf(b.ServerID)
 		port := FirstBrickPort
-		for used[b.ServerID][port] {
+		for used[host][port] {
 			port++
 		}
 		b.Port = port
-		mark(b.ServerID, port)
+		mark(host, port)
 	}
 }
 
 func invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return Errorf(ErrInvalid, "%s", fmt.Sprintf(format, args...))
 }

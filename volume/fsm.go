@@ -77,7 +77,7 @@ func (f *FSM) Changed() <-chan struct{} {
 func (f *FSM) Apply(l *raft.Log) any {
 	var c Command
 	if err := json.Unmarshal(l.Data, &c); err != nil {
-		return fmt.Errorf("%w: undecodable command at index %d: %v", ErrInvalid, l.Index, err)
+		return Errorf(ErrInvalid, "undecodable command at index %d: %v", l.Index, err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -95,7 +95,7 @@ func apply(s *State, c *Command) error {
 	switch c.Op {
 	case OpInit:
 		if s.PoolID != "" {
-			return fmt.Errorf("%w: pool already initialised", ErrExists)
+			return Errorf(ErrExists, "pool already initialised")
 		}
 		s.PoolID, s.Voters = c.PoolID, c.Voters
 		if c.Peer != nil {
@@ -108,20 +108,26 @@ func apply(s *State, c *Command) error {
 		}
 		for _, p := range s.Peers {
 			if p.Address == c.Peer.Address && p.ID != c.Peer.ID {
-				return fmt.Errorf("%w: address %s belongs to peer %s", ErrExists, p.Address, p.ID)
+				return Errorf(ErrExists, "address %s belongs to peer %s", p.Address, p.ID)
 			}
 		}
 		p := *c.Peer
 		s.Peers[p.ID] = &p
 	case OpRemovePeer:
+		if c.Peer == nil {
+			return invalidf("remove-peer without a peer")
+		}
 		if _, ok := s.Peers[c.Peer.ID]; !ok {
-			return fmt.Errorf("%w: peer %s", ErrNotFound, c.Peer.ID)
+			return Errorf(ErrNotFound, "peer %s", c.Peer.ID)
 		}
 		delete(s.Peers, c.Peer.ID)
 	case OpSetVoter:
+		if c.Peer == nil {
+			return invalidf("set-voter without a peer")
+		}
 		p, ok := s.Peers[c.Peer.ID]
 		if !ok {
-			return fmt.Errorf("%w: peer %s", ErrNotFound, c.Peer.ID)
+			return Errorf(ErrNotFound, "peer %s", c.Peer.ID)
 		}
 		p.Voter = c.Peer.Voter
 	case OpCreate:
@@ -130,7 +136,7 @@ func apply(s *State, c *Command) error {
 		}
 		// Re-check against the state at apply time: two creates may race.
 		if _, ok := s.Volumes[c.Volume.Name]; ok {
-			return fmt.Errorf("%w: volume %s already exists", ErrExists, c.Volume.Name)
+			return Errorf(ErrExists, "volume %s already exists", c.Volume.Name)
 		}
 		for _, b := range c.Volume.Bricks {
 			if _, ok := s.Peers[b.ServerID]; !ok {
@@ -144,27 +150,36 @@ func apply(s *State, c *Command) error {
 				}
 			}
 		}
-		s.Volumes[c.Volume.Name] = c.Volume.Clone()
+		// Ports are assigned again at apply time: a create planned against
+		// an older state must not take a port another volume got since.
+		v := c.Volume.Clone()
+		assignPorts(s, v)
+		s.Volumes[v.Name] = v
 	case OpSetState:
+		switch c.State {
+		case Created, Started, Stopped:
+		default:
+			return invalidf("unknown volume state %q", c.State)
+		}
 		v, ok := s.Volumes[c.Name]
 		if !ok {
-			return fmt.Errorf("%w: volume %s does not exist", ErrNotFound, c.Name)
+			return Errorf(ErrNotFound, "volume %s does not exist", c.Name)
 		}
 		v.State = c.State
 		v.Version++
 	case OpDelete:
 		v, ok := s.Volumes[c.Name]
 		if !ok {
-			return fmt.Errorf("%w: volume %s does not exist", ErrNotFound, c.Name)
+			return Errorf(ErrNotFound, "volume %s does not exist", c.Name)
 		}
 		if v.State == Started {
-			return fmt.Errorf("%w: volume %s is started; stop it first with 'dfs volume stop %s'", ErrState, c.Name, c.Name)
+			return Errorf(ErrState, "volume %s is started; stop it first with 'dfs volume stop %s'", c.Name, c.Name)
 		}
 		delete(s.Volumes, c.Name)
 	case OpSetOption, OpResetOption:
 		v, ok := s.Volumes[c.Name]
 		if !ok {
-			return fmt.Errorf("%w: volume %s does not exist", ErrNotFound, c.Name)
+			return Errorf(ErrNotFound, "volume %s does not exist", c.Name)
 		}
 		if c.Op == OpSetOption {
 			if v.Options == nil {
@@ -175,6 +190,9 @@ func apply(s *State, c *Command) error {
 			v.Options = nil
 		} else {
 			delete(v.Options, c.Key)
+			if len(v.Options) == 0 {
+				v.Options = nil
+			}
 		}
 		v.Version++
 	default:
@@ -209,6 +227,7 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.state = st
+	f.index = 0
 	close(f.changed)
 	f.changed = make(chan struct{})
 	return nil

@@ -45,11 +45,11 @@ const MaxVoters = 5
 func (c ManagerConfig) Validate() error {
 	switch {
 	case c.ID == "" || c.Address == "" || c.Dir == "":
-		return fmt.Errorf("%w: manager config needs ID, Address and Dir", ErrInvalid)
+		return Errorf(ErrInvalid, "manager config needs ID, Address and Dir")
 	case c.Listen == nil || c.Dial == nil:
-		return fmt.Errorf("%w: manager config needs Listen and Dial", ErrInvalid)
+		return Errorf(ErrInvalid, "manager config needs Listen and Dial")
 	case c.Voters < 1 || c.Voters > MaxVoters:
-		return fmt.Errorf("%w: voters must be from 1 to %d, not %d", ErrInvalid, MaxVoters, c.Voters)
+		return Errorf(ErrInvalid, "voters must be from 1 to %d, not %d", MaxVoters, c.Voters)
 	}
 	return nil
 }
@@ -70,8 +70,10 @@ type Manager struct {
 	group     *raftgroup.Group
 	readyTerm uint64 // term in which this leader has applied everything
 
-	stop chan struct{}
-	done chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 const joiningMarker = "joining"
@@ -175,11 +177,14 @@ func (m *Manager) found(g *raftgroup.Group) {
 
 // Close stops the manager member, handing over leadership if it leads.
 func (m *Manager) Close() error {
-	close(m.stop)
-	<-m.done
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.group.Close()
+	m.closeOnce.Do(func() {
+		close(m.stop)
+		<-m.done
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.closeErr = m.group.Close()
+	})
+	return m.closeErr
 }
 
 func (m *Manager) current() *raftgroup.Group {
@@ -283,10 +288,10 @@ func (m *Manager) RemovePeer(ctx context.Context, id string) error {
 	}
 	p, ok := st.Peers[id]
 	if !ok {
-		return fmt.Errorf("%w: peer %s", ErrNotFound, id)
+		return Errorf(ErrNotFound, "peer %s", id)
 	}
 	if id == m.cfg.ID {
-		return fmt.Errorf("%w: a server cannot detach itself; run the detach on another server of the pool", ErrInvalid)
+		return Errorf(ErrInvalid, "a server cannot detach itself; run the detach on another server of the pool")
 	}
 	g := m.current()
 	if err := g.RemoveMember(id); err != nil {
@@ -315,11 +320,11 @@ func (m *Manager) RemovePeer(ctx context.Context, id string) error {
 func (m *Manager) Join() error {
 	st := m.LocalState()
 	if len(st.Volumes) > 0 {
-		return fmt.Errorf("%w: %s has %d volume(s); delete them before it joins another pool", ErrBusy, m.cfg.Address, len(st.Volumes))
+		return Errorf(ErrBusy, "%s has %d volume(s); delete them before it joins another pool", m.cfg.Address, len(st.Volumes))
 	}
 	for id := range st.Peers {
 		if id != m.cfg.ID {
-			return fmt.Errorf("%w: %s is already in a pool of %d servers; detach it there first", ErrBusy, m.cfg.Address, len(st.Peers))
+			return Errorf(ErrBusy, "%s is already in a pool of %d servers; detach it there first", m.cfg.Address, len(st.Peers))
 		}
 	}
 	return m.reset(true)
@@ -360,9 +365,9 @@ func (m *Manager) translate(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, raftgroup.ErrNotLeader):
-		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+		return Errorf(ErrNotLeader, "%v", err)
 	case errors.Is(err, raftgroup.ErrNoLeader):
-		return fmt.Errorf("%w: %v", ErrNoLeader, err)
+		return Errorf(ErrNoLeader, "%v", err)
 	}
 	return err
 }

@@ -54,11 +54,11 @@ func LookupOption(key string) (Option, bool) {
 func CheckOption(key, value string) (string, error) {
 	o, ok := LookupOption(key)
 	if !ok {
-		return "", fmt.Errorf("%w: unknown option %q; 'dfs volume get VOL all' lists the options", ErrInvalid, key)
+		return "", Errorf(ErrInvalid, "unknown option %q; 'dfs volume get VOL all' lists the options", key)
 	}
 	v, err := o.check(strings.TrimSpace(value))
 	if err != nil {
-		return "", fmt.Errorf("%w: option %s: %v", ErrInvalid, key, err)
+		return "", Errorf(ErrInvalid, "option %s: %v", key, err)
 	}
 	return v, nil
 }
@@ -95,8 +95,11 @@ func enum(values ...string) func(string) (string, error) {
 }
 
 func addressList(s string) (string, error) {
-	if s == "*" || strings.EqualFold(s, "NONE") {
+	if s == "*" {
 		return s, nil
+	}
+	if strings.EqualFold(s, "NONE") {
+		return "NONE", nil
 	}
 	var out []string
 	for _, a := range strings.Split(s, ",") {

@@ -2,6 +2,7 @@ package volume
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sort"
 	"strings"
@@ -10,16 +11,32 @@ import (
 // Sentinel errors of the volume manager. The RPC layer maps them to gRPC
 // codes in one place; callers test them with errors.Is.
 var (
-	ErrNotFound   = errors.New("volume: not found")
-	ErrExists     = errors.New("volume: already exists")
-	ErrInvalid    = errors.New("volume: invalid argument")
-	ErrState      = errors.New("volume: wrong state")
-	ErrBusy       = errors.New("volume: in use")
-	ErrNotLeader  = errors.New("volume: not the manager leader")
-	ErrNoLeader   = errors.New("volume: no manager leader")
-	ErrNotPooled  = errors.New("volume: server not in a pool")
+	ErrNotFound    = errors.New("volume: not found")
+	ErrExists      = errors.New("volume: already exists")
+	ErrInvalid     = errors.New("volume: invalid argument")
+	ErrState       = errors.New("volume: wrong state")
+	ErrBusy        = errors.New("volume: in use")
+	ErrNotLeader   = errors.New("volume: not the manager leader")
+	ErrNoLeader    = errors.New("volume: no manager leader")
+	ErrNotPooled   = errors.New("volume: server not in a pool")
 	ErrUnsupported = errors.New("volume: not supported yet")
 )
+
+// Errorf returns an error of the given kind (one of the sentinels above)
+// whose message is the formatted text alone, without the sentinel's
+// prefix: the message reaches the admin verbatim, errors.Is still sees
+// the kind.
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
 
 // Lifecycle states of a volume.
 type Lifecycle string

@@ -15,7 +15,8 @@
 // configured handshake timeout is closed.
 //
 // All methods may be called concurrently. Closing a sub-listener stops only
-// it (a Raft group can be shut down and opened again on the same port);
+// it, and closes the connections it handed out that are still open (a Raft
+// group can be shut down and opened again on the same port);
 // Listener.Close closes the TCP listener and every sub-listener. Connections
 // already handed out are the caller's.
 package mux
@@ -90,12 +91,21 @@ func (l *Listener) Close() error {
 	l.once.Do(func() {
 		close(l.done)
 		l.closeErr = l.ln.Close()
+		l.mu.Lock()
+		subs := []*subListener{l.def}
+		for _, s := range l.tagged {
+			subs = append(subs, s)
+		}
+		l.mu.Unlock()
+		for _, s := range subs {
+			s.Close()
+		}
 	})
 	return l.closeErr
 }
 
 func (l *Listener) newSub() *subListener {
-	return &subListener{parent: l, conns: make(chan net.Conn), done: make(chan struct{})}
+	return &subListener{parent: l, conns: make(chan net.Conn), done: make(chan struct{}), open: map[*peekedConn]bool{}}
 }
 
 func (l *Listener) serve() {
@@ -130,7 +140,11 @@ func (l *Listener) route(c net.Conn) {
 	} else {
 		sub = l.def
 	}
-	conn := &peekedConn{Conn: c, r: br}
+	conn := &peekedConn{Conn: c, r: br, sub: sub}
+	if !sub.track(conn) {
+		c.Close()
+		return
+	}
 	select {
 	case sub.conns <- conn:
 	case <-sub.done:
@@ -162,6 +176,26 @@ type subListener struct {
 	conns  chan net.Conn
 	done   chan struct{}
 	once   sync.Once
+
+	mu     sync.Mutex
+	open   map[*peekedConn]bool // handed out (or about to be) and not closed
+	closed bool
+}
+
+func (s *subListener) track(c *peekedConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.open[c] = true
+	return true
+}
+
+func (s *subListener) untrack(c *peekedConn) {
+	s.mu.Lock()
+	delete(s.open, c)
+	s.mu.Unlock()
 }
 
 func (s *subListener) Accept() (net.Conn, error) {
@@ -175,9 +209,19 @@ func (s *subListener) Accept() (net.Conn, error) {
 	}
 }
 
-// Close stops this sub-listener only.
+// Close stops this sub-listener and closes its open connections.
 func (s *subListener) Close() error {
-	s.once.Do(func() { close(s.done) })
+	s.once.Do(func() {
+		close(s.done)
+		s.mu.Lock()
+		s.closed = true
+		open := s.open
+		s.open = nil
+		s.mu.Unlock()
+		for c := range open {
+			c.Conn.Close()
+		}
+	})
 	return nil
 }
 
@@ -195,7 +239,13 @@ func (s *subListener) Addr() net.Addr { return s.parent.Addr() }
 // peekedConn reads through the buffered reader that holds the peeked byte.
 type peekedConn struct {
 	net.Conn
-	r *bufio.Reader
+	r   *bufio.Reader
+	sub *subListener
 }
 
 func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *peekedConn) Close() error {
+	c.sub.untrack(c)
+	return c.Conn.Close()
+}

@@ -288,6 +288,9 @@ func (g *Group) Close() error {
 	}
 	err := g.raft.Shutdown().Error()
 	g.transport.Close()
+	// Close also drops the pooled outbound connections, so that the peers'
+	// handlers reading them end now rather than at garbage collection.
+	g.transport.CloseStreams()
 	if cerr := g.store.Close(); err == nil {
 		err = cerr
 	}

@@ -28,69 +28,95 @@ const peerCallTimeout = 5 * time.Second
 
 func (m *managerService) PeerProbe(ctx context.Context, req *dfspb.PeerProbeRequest) (*dfspb.PeerProbeResponse, error) {
 	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.PeerProbeResponse, error) { return m.s.peerProbe(ctx, req) },
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.PeerProbeResponse, error) { return c.PeerProbe(ctx, req) })
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.PeerProbeResponse, error) {
+			return c.PeerProbe(ctx, req)
+		})
 }
 
 func (m *managerService) PeerDetach(ctx context.Context, req *dfspb.PeerDetachRequest) (*dfspb.PeerDetachResponse, error) {
 	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.PeerDetachResponse, error) { return m.s.peerDetach(ctx, req) },
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.PeerDetachResponse, error) { return c.PeerDetach(ctx, req) })
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.PeerDetachResponse, error) {
+			return c.PeerDetach(ctx, req)
+		})
 }
 
 func (m *managerService) PeerList(ctx context.Context, req *dfspb.PeerListRequest) (*dfspb.PeerListResponse, error) {
 	return viaLeader(m.s, ctx, m.s.peerList,
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.PeerListResponse, error) { return c.PeerList(ctx, req) })
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.PeerListResponse, error) {
+			return c.PeerList(ctx, req)
+		})
 }
 
 func (m *managerService) VolumeCreate(ctx context.Context, req *dfspb.VolumeCreateRequest) (*dfspb.VolumeCreateResponse, error) {
 	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.VolumeCreateResponse, error) { return m.s.volumeCreate(ctx, req) },
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeCreateResponse, error) { return c.VolumeCreate(ctx, req) })
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeCreateResponse, error) {
+			return c.VolumeCreate(ctx, req)
+		})
 }
 
 func (m *managerService) VolumeStart(ctx context.Context, req *dfspb.VolumeStartRequest) (*dfspb.VolumeStartResponse, error) {
 	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.VolumeStartResponse, error) { return m.s.volumeStart(ctx, req) },
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeStartResponse, error) { return c.VolumeStart(ctx, req) })
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeStartResponse, error) {
+			return c.VolumeStart(ctx, req)
+		})
 }
 
 func (m *managerService) VolumeStop(ctx context.Context, req *dfspb.VolumeStopRequest) (*dfspb.VolumeStopResponse, error) {
 	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.VolumeStopResponse, error) { return m.s.volumeStop(ctx, req) },
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeStopResponse, error) { return c.VolumeStop(ctx, req) })
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeStopResponse, error) {
+			return c.VolumeStop(ctx, req)
+		})
 }
 
 func (m *managerService) VolumeDelete(ctx context.Context, req *dfspb.VolumeDeleteRequest) (*dfspb.VolumeDeleteResponse, error) {
 	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.VolumeDeleteResponse, error) { return m.s.volumeDelete(ctx, req) },
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeDeleteResponse, error) { return c.VolumeDelete(ctx, req) })
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeDeleteResponse, error) {
+			return c.VolumeDelete(ctx, req)
+		})
 }
 
 func (m *managerService) VolumeInfo(ctx context.Context, req *dfspb.VolumeInfoRequest) (*dfspb.VolumeInfoResponse, error) {
 	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.VolumeInfoResponse, error) { return m.s.volumeInfo(ctx, req) },
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeInfoResponse, error) { return c.VolumeInfo(ctx, req) })
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeInfoResponse, error) {
+			return c.VolumeInfo(ctx, req)
+		})
 }
 
 func (m *managerService) VolumeStatus(ctx context.Context, req *dfspb.VolumeStatusRequest) (*dfspb.VolumeStatusResponse, error) {
 	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.VolumeStatusResponse, error) { return m.s.volumeStatus(ctx, req) },
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeStatusResponse, error) { return c.VolumeStatus(ctx, req) })
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeStatusResponse, error) {
+			return c.VolumeStatus(ctx, req)
+		})
 }
 
 func (m *managerService) VolumeSet(ctx context.Context, req *dfspb.VolumeSetRequest) (*dfspb.VolumeSetResponse, error) {
 	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.VolumeSetResponse, error) { return m.s.volumeSet(ctx, req) },
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeSetResponse, error) { return c.VolumeSet(ctx, req) })
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeSetResponse, error) {
+			return c.VolumeSet(ctx, req)
+		})
 }
 
 func (m *managerService) VolumeGet(ctx context.Context, req *dfspb.VolumeGetRequest) (*dfspb.VolumeGetResponse, error) {
 	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.VolumeGetResponse, error) { return m.s.volumeGet(ctx, req) },
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeGetResponse, error) { return c.VolumeGet(ctx, req) })
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeGetResponse, error) {
+			return c.VolumeGet(ctx, req)
+		})
 }
 
 func (m *managerService) VolumeReset(ctx context.Context, req *dfspb.VolumeResetRequest) (*dfspb.VolumeResetResponse, error) {
 	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.VolumeResetResponse, error) { return m.s.volumeReset(ctx, req) },
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeResetResponse, error) { return c.VolumeReset(ctx, req) })
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeResetResponse, error) {
+			return c.VolumeReset(ctx, req)
+		})
 }
 
 func (m *managerService) Heartbeat(ctx context.Context, req *dfspb.HeartbeatRequest) (*dfspb.HeartbeatResponse, error) {
 	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.HeartbeatResponse, error) {
 		m.s.tracker.record(req, time.Now())
 		return &dfspb.HeartbeatResponse{}, nil
-	}, func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.HeartbeatResponse, error) { return c.Heartbeat(ctx, req) })
+	}, func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.HeartbeatResponse, error) {
+		return c.Heartbeat(ctx, req)
+	})
 }
 
 // GetLayout answers from this server's copy of the state: layouts change
@@ -140,7 +166,7 @@ func (m *managerService) WatchLayout(req *dfspb.GetLayoutRequest, stream dfspb.M
 // normalizeAddress adds the default port to a bare host.
 func normalizeAddress(addr string) (string, error) {
 	if addr == "" {
-		return "", fmt.Errorf("%w: empty host", volume.ErrInvalid)
+		return "", volume.Errorf(volume.ErrInvalid, "empty host")
 	}
 	if _, _, err := net.SplitHostPort(addr); err == nil {
 		return addr, nil
@@ -168,19 +194,19 @@ func (s *Server) peerProbe(ctx context.Context, req *dfspb.PeerProbeRequest) (*d
 	defer cancel()
 	id, err := pc.Identity(cctx, &dfspb.IdentityRequest{})
 	if err != nil {
-		return nil, fmt.Errorf("%w: cannot reach a dfs server at %s (%s); start it there with 'dfs server --listen %s'", errPeerUnreachable, addr, status.Convert(err).Message(), addr)
+		return nil, volume.Errorf(errPeerUnreachable, "cannot reach a dfs server at %s (%s); start it there with 'dfs server --listen %s'", addr, status.Convert(err).Message(), addr)
 	}
 	if p, ok := st.Peers[id.ServerId]; ok {
 		return &dfspb.PeerProbeResponse{Peer: s.peerToProto(st, p), Already: true}, nil
 	}
 	if id.PoolSize > 1 {
-		return nil, fmt.Errorf("%w: %s is already in another pool of %d servers; detach it there first", volume.ErrBusy, addr, id.PoolSize)
+		return nil, volume.Errorf(volume.ErrBusy, "%s is already in another pool of %d servers; detach it there first", addr, id.PoolSize)
 	}
 	if id.VolumeCount > 0 {
-		return nil, fmt.Errorf("%w: %s has %d volume(s) of its own; delete them before it joins this pool", volume.ErrBusy, addr, id.VolumeCount)
+		return nil, volume.Errorf(volume.ErrBusy, "%s has %d volume(s) of its own; delete them before it joins this pool", addr, id.VolumeCount)
 	}
 	if _, err := pc.Join(cctx, &dfspb.JoinRequest{PoolId: st.PoolID, LeaderAddress: s.cfg.Listen}); err != nil {
-		return nil, fmt.Errorf("%w: %s refused to join: %s", volume.ErrBusy, addr, status.Convert(err).Message())
+		return nil, volume.Errorf(volume.ErrBusy, "%s refused to join: %s", addr, status.Convert(err).Message())
 	}
 	p, err := s.mgr.AddPeer(ctx, id.ServerId, id.Address)
 	if err != nil {
@@ -207,14 +233,14 @@ func (s *Server) peerDetach(ctx context.Context, req *dfspb.PeerDetachRequest) (
 		p, err = st.PeerByAddress(req.Address)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s is not in the pool ('dfs pool list' shows the peers)", volume.ErrNotFound, req.Address)
+		return nil, volume.Errorf(volume.ErrNotFound, "%s is not in the pool ('dfs pool list' shows the peers)", req.Address)
 	}
 	if bricks := st.BricksOn(p.ID); len(bricks) > 0 && !req.Force {
-		return nil, fmt.Errorf("%w: %s hosts %d brick(s) (%s); move them with replace-brick first, or add 'force'", volume.ErrBusy, p.Address, len(bricks), bricks[0])
+		return nil, volume.Errorf(volume.ErrBusy, "%s hosts %d brick(s) (%s); move them with replace-brick first, or add 'force'", p.Address, len(bricks), bricks[0])
 	}
 	if p.ID == s.id {
 		if len(st.Peers) == 1 {
-			return nil, fmt.Errorf("%w: %s is the only server of the pool", volume.ErrInvalid, p.Address)
+			return nil, volume.Errorf(volume.ErrInvalid, "%s is the only server of the pool", p.Address)
 		}
 		// The leader cannot remove itself cleanly; hand over and let the
 		// next leader do it (viaLeader retries).
@@ -306,7 +332,7 @@ func (s *Server) prepareBricks(ctx context.Context, st *volume.State, v *volume.
 		if err != nil {
 			st := status.Convert(err)
 			if st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded {
-				return done, fmt.Errorf("%w: server %s hosting bricks is not reachable: %s", errPeerUnreachable, p.Address, st.Message())
+				return done, volume.Errorf(errPeerUnreachable, "server %s hosting bricks is not reachable: %s", p.Address, st.Message())
 			}
 			return done, status.Error(st.Code(), fmt.Sprintf("on %s: %s", p.Host(), st.Message()))
 		}
@@ -370,11 +396,11 @@ func (s *Server) volumeStart(ctx context.Context, req *dfspb.VolumeStartRequest)
 	v, ok := st.Volumes[req.Name]
 	switch {
 	case !ok:
-		return nil, fmt.Errorf("%w: volume %s does not exist", volume.ErrNotFound, req.Name)
+		return nil, volume.Errorf(volume.ErrNotFound, "volume %s does not exist", req.Name)
 	case v.Disperse > 0:
-		return nil, fmt.Errorf("%w: volume %s is a disperse volume; erasure coding is not implemented yet, so it cannot be started (it stays recorded and can be started once a dfs release with erasure coding is installed)", volume.ErrUnsupported, req.Name)
+		return nil, volume.Errorf(volume.ErrUnsupported, "volume %s is a disperse volume; erasure coding is not implemented yet, so it cannot be started (it stays recorded and can be started once a dfs release with erasure coding is installed)", req.Name)
 	case v.State == volume.Started && !req.Force:
-		return nil, fmt.Errorf("%w: volume %s already started (use 'force' to restart bricks that are down)", volume.ErrState, req.Name)
+		return nil, volume.Errorf(volume.ErrState, "volume %s already started (use 'force' to restart bricks that are down)", req.Name)
 	}
 	// With force, re-proposing Started bumps the version, which makes every
 	// server retry the bricks that failed to start.
@@ -412,9 +438,9 @@ func (s *Server) volumeStop(ctx context.Context, req *dfspb.VolumeStopRequest) (
 	v, ok := st.Volumes[req.Name]
 	switch {
 	case !ok:
-		return nil, fmt.Errorf("%w: volume %s does not exist", volume.ErrNotFound, req.Name)
+		return nil, volume.Errorf(volume.ErrNotFound, "volume %s does not exist", req.Name)
 	case v.State != volume.Started && !req.Force:
-		return nil, fmt.Errorf("%w: volume %s is not started", volume.ErrState, req.Name)
+		return nil, volume.Errorf(volume.ErrState, "volume %s is not started", req.Name)
 	}
 	if err := s.mgr.Propose(ctx, volume.Command{Op: volume.OpSetState, Name: req.Name, State: volume.Stopped}); err != nil {
 		return nil, err
@@ -429,10 +455,10 @@ func (s *Server) volumeDelete(ctx context.Context, req *dfspb.VolumeDeleteReques
 	}
 	v, ok := st.Volumes[req.Name]
 	if !ok {
-		return nil, fmt.Errorf("%w: volume %s does not exist", volume.ErrNotFound, req.Name)
+		return nil, volume.Errorf(volume.ErrNotFound, "volume %s does not exist", req.Name)
 	}
 	if v.State == volume.Started {
-		return nil, fmt.Errorf("%w: volume %s is started; stop it first with 'dfs volume stop %s'", volume.ErrState, req.Name, req.Name)
+		return nil, volume.Errorf(volume.ErrState, "volume %s is started; stop it first with 'dfs volume stop %s'", req.Name, req.Name)
 	}
 	now := time.Now()
 	for _, id := range serversOf(v) {
@@ -440,7 +466,7 @@ func (s *Server) volumeDelete(ctx context.Context, req *dfspb.VolumeDeleteReques
 			continue
 		}
 		if ok, _, _ := s.tracker.alive(id, now); !ok {
-			return nil, fmt.Errorf("%w: server %s, which hosts bricks of %s, is down; bring it back (or detach it with force) before deleting, so its bricks are cleaned up", errPeerUnreachable, st.Peers[id].Address, req.Name)
+			return nil, volume.Errorf(errPeerUnreachable, "server %s, which hosts bricks of %s, is down; bring it back (or detach it with force) before deleting, so its bricks are cleaned up", st.Peers[id].Address, req.Name)
 		}
 	}
 	if err := s.mgr.Propose(ctx, volume.Command{Op: volume.OpDelete, Name: req.Name}); err != nil {
@@ -465,7 +491,7 @@ func (s *Server) volumeInfo(ctx context.Context, req *dfspb.VolumeInfoRequest) (
 	if req.Name != "" && req.Name != "all" {
 		v, ok := st.Volumes[req.Name]
 		if !ok {
-			return nil, fmt.Errorf("%w: volume %s does not exist", volume.ErrNotFound, req.Name)
+			return nil, volume.Errorf(volume.ErrNotFound, "volume %s does not exist", req.Name)
 		}
 		out.Volumes = append(out.Volumes, volumeToProto(v))
 		return out, nil
@@ -485,7 +511,7 @@ func (s *Server) volumeStatus(ctx context.Context, req *dfspb.VolumeStatusReques
 	if req.Name != "" && req.Name != "all" {
 		v, ok := st.Volumes[req.Name]
 		if !ok {
-			return nil, fmt.Errorf("%w: volume %s does not exist", volume.ErrNotFound, req.Name)
+			return nil, volume.Errorf(volume.ErrNotFound, "volume %s does not exist", req.Name)
 		}
 		vols = append(vols, v)
 	} else {
@@ -539,7 +565,7 @@ func (s *Server) volumeGet(ctx context.Context, req *dfspb.VolumeGetRequest) (*d
 	}
 	v, ok := st.Volumes[req.Name]
 	if !ok {
-		return nil, fmt.Errorf("%w: volume %s does not exist", volume.ErrNotFound, req.Name)
+		return nil, volume.Errorf(volume.ErrNotFound, "volume %s does not exist", req.Name)
 	}
 	out := &dfspb.VolumeGetResponse{}
 	for _, o := range volume.Options() {
@@ -550,7 +576,7 @@ func (s *Server) volumeGet(ctx context.Context, req *dfspb.VolumeGetRequest) (*d
 		out.Options = append(out.Options, &dfspb.VolumeOption{Key: o.Key, Value: v.Option(o.Key), Default: o.Default, Description: o.Description, Set: set})
 	}
 	if len(out.Options) == 0 {
-		return nil, fmt.Errorf("%w: unknown option %q; 'dfs volume get %s all' lists the options", volume.ErrInvalid, req.Key, req.Name)
+		return nil, volume.Errorf(volume.ErrInvalid, "unknown option %q; 'dfs volume get %s all' lists the options", req.Key, req.Name)
 	}
 	return out, nil
 }
@@ -562,7 +588,7 @@ func (s *Server) volumeReset(ctx context.Context, req *dfspb.VolumeResetRequest)
 	}
 	if key != "" {
 		if _, ok := volume.LookupOption(key); !ok {
-			return nil, fmt.Errorf("%w: unknown option %q; 'dfs volume get %s all' lists the options", volume.ErrInvalid, key, req.Name)
+			return nil, volume.Errorf(volume.ErrInvalid, "unknown option %q; 'dfs volume get %s all' lists the options", key, req.Name)
 		}
 	}
 	if err := s.mgr.Propose(ctx, volume.Command{Op: volume.OpResetOption, Name: req.Name, Key: key}); err != nil {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/dfsproject/dfs/brick"
 	"github.com/dfsproject/dfs/proto/dfspb"
@@ -44,7 +43,7 @@ func (p *peerService) Join(ctx context.Context, req *dfspb.JoinRequest) (*dfspb.
 func (p *peerService) Leave(ctx context.Context, req *dfspb.LeaveRequest) (*dfspb.LeaveResponse, error) {
 	st := p.s.mgr.LocalState()
 	if _, still := st.Peers[p.s.id]; still && st.PoolID == req.PoolId && len(st.Peers) > 1 {
-		return nil, toStatus(fmt.Errorf("%w: this server is still a member of pool %s", volume.ErrState, req.PoolId))
+		return nil, toStatus(volume.Errorf(volume.ErrState, "this server is still a member of pool %s", req.PoolId))
 	}
 	p.s.cfg.Logger.Info("detached from pool; starting a pool of one", "pool", req.PoolId)
 	p.s.bricks.closeAll()
