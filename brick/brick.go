@@ -110,4 +110,3 @@ type service struct {
 func (s *service) Ping(context.Context, *dfspb.BrickPingRequest) (*dfspb.BrickPingResponse, error) {
 	return &dfspb.BrickPingResponse{VolumeId: s.b.cfg.VolumeID, Path: s.b.cfg.Path}, nil
 }
-
