@@ -1206,21 +1206,23 @@ func (x *VolumeInfoResponse) GetVolumes() []*Volume {
 }
 
 type BrickStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
-	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
-	Port          uint32                 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
-	Online        bool                   `protobuf:"varint,4,opt,name=online,proto3" json:"online,omitempty"`
-	Pid           int64                  `protobuf:"varint,5,opt,name=pid,proto3" json:"pid,omitempty"`
-	Subvolume     uint32                 `protobuf:"varint,6,opt,name=subvolume,proto3" json:"subvolume,omitempty"`
-	Error         string                 `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
-	TotalBytes    uint64                 `protobuf:"varint,8,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
-	FreeBytes     uint64                 `protobuf:"varint,9,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`
-	TotalInodes   uint64                 `protobuf:"varint,10,opt,name=total_inodes,json=totalInodes,proto3" json:"total_inodes,omitempty"`
-	FreeInodes    uint64                 `protobuf:"varint,11,opt,name=free_inodes,json=freeInodes,proto3" json:"free_inodes,omitempty"`
-	FsType        string                 `protobuf:"bytes,12,opt,name=fs_type,json=fsType,proto3" json:"fs_type,omitempty"`
-	Device        string                 `protobuf:"bytes,13,opt,name=device,proto3" json:"device,omitempty"`
-	ServerId      string                 `protobuf:"bytes,14,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Host        string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Path        string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Port        uint32                 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	Online      bool                   `protobuf:"varint,4,opt,name=online,proto3" json:"online,omitempty"`
+	Pid         int64                  `protobuf:"varint,5,opt,name=pid,proto3" json:"pid,omitempty"`
+	Subvolume   uint32                 `protobuf:"varint,6,opt,name=subvolume,proto3" json:"subvolume,omitempty"`
+	Error       string                 `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	TotalBytes  uint64                 `protobuf:"varint,8,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	FreeBytes   uint64                 `protobuf:"varint,9,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`
+	TotalInodes uint64                 `protobuf:"varint,10,opt,name=total_inodes,json=totalInodes,proto3" json:"total_inodes,omitempty"`
+	FreeInodes  uint64                 `protobuf:"varint,11,opt,name=free_inodes,json=freeInodes,proto3" json:"free_inodes,omitempty"`
+	FsType      string                 `protobuf:"bytes,12,opt,name=fs_type,json=fsType,proto3" json:"fs_type,omitempty"`
+	Device      string                 `protobuf:"bytes,13,opt,name=device,proto3" json:"device,omitempty"`
+	ServerId    string                 `protobuf:"bytes,14,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// Raft role in the subvolume: leader, follower, candidate.
+	Role          string `protobuf:"bytes,15,opt,name=role,proto3" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1349,6 +1351,13 @@ func (x *BrickStatus) GetDevice() string {
 func (x *BrickStatus) GetServerId() string {
 	if x != nil {
 		return x.ServerId
+	}
+	return ""
+}
+
+func (x *BrickStatus) GetRole() string {
+	if x != nil {
+		return x.Role
 	}
 	return ""
 }
@@ -2245,18 +2254,21 @@ func (x *VolumeLayout) GetServers() []string {
 }
 
 type BrickState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	VolumeId      string                 `protobuf:"bytes,1,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
-	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
-	Port          uint32                 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
-	Online        bool                   `protobuf:"varint,4,opt,name=online,proto3" json:"online,omitempty"`
-	Error         string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
-	TotalBytes    uint64                 `protobuf:"varint,6,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
-	FreeBytes     uint64                 `protobuf:"varint,7,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`
-	TotalInodes   uint64                 `protobuf:"varint,8,opt,name=total_inodes,json=totalInodes,proto3" json:"total_inodes,omitempty"`
-	FreeInodes    uint64                 `protobuf:"varint,9,opt,name=free_inodes,json=freeInodes,proto3" json:"free_inodes,omitempty"`
-	FsType        string                 `protobuf:"bytes,10,opt,name=fs_type,json=fsType,proto3" json:"fs_type,omitempty"`
-	Device        string                 `protobuf:"bytes,11,opt,name=device,proto3" json:"device,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	VolumeId    string                 `protobuf:"bytes,1,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
+	Path        string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Port        uint32                 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	Online      bool                   `protobuf:"varint,4,opt,name=online,proto3" json:"online,omitempty"`
+	Error       string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	TotalBytes  uint64                 `protobuf:"varint,6,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	FreeBytes   uint64                 `protobuf:"varint,7,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`
+	TotalInodes uint64                 `protobuf:"varint,8,opt,name=total_inodes,json=totalInodes,proto3" json:"total_inodes,omitempty"`
+	FreeInodes  uint64                 `protobuf:"varint,9,opt,name=free_inodes,json=freeInodes,proto3" json:"free_inodes,omitempty"`
+	FsType      string                 `protobuf:"bytes,10,opt,name=fs_type,json=fsType,proto3" json:"fs_type,omitempty"`
+	Device      string                 `protobuf:"bytes,11,opt,name=device,proto3" json:"device,omitempty"`
+	// Raft role of the brick in its subvolume, and the leader it knows.
+	Role          string `protobuf:"bytes,12,opt,name=role,proto3" json:"role,omitempty"`
+	LeaderAddress string `protobuf:"bytes,13,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2364,6 +2376,20 @@ func (x *BrickState) GetFsType() string {
 func (x *BrickState) GetDevice() string {
 	if x != nil {
 		return x.Device
+	}
+	return ""
+}
+
+func (x *BrickState) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *BrickState) GetLeaderAddress() string {
+	if x != nil {
+		return x.LeaderAddress
 	}
 	return ""
 }
@@ -3060,11 +3086,902 @@ func (x *BrickPingResponse) GetPath() string {
 	return ""
 }
 
+type GetAttrRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAttrRequest) Reset() {
+	*x = GetAttrRequest{}
+	mi := &file_dfs_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAttrRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAttrRequest) ProtoMessage() {}
+
+func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAttrRequest.ProtoReflect.Descriptor instead.
+func (*GetAttrRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *GetAttrRequest) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+type LookupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parent        []byte                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupRequest) Reset() {
+	*x = LookupRequest{}
+	mi := &file_dfs_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupRequest) ProtoMessage() {}
+
+func (x *LookupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
+func (*LookupRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *LookupRequest) GetParent() []byte {
+	if x != nil {
+		return x.Parent
+	}
+	return nil
+}
+
+func (x *LookupRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ReadDirRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Dir   []byte                 `protobuf:"bytes,1,opt,name=dir,proto3" json:"dir,omitempty"`
+	// Entries with names after this one (exclusive); empty from the start.
+	After string `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	// At most this many entries; 0 means the brick's default (1024).
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadDirRequest) Reset() {
+	*x = ReadDirRequest{}
+	mi := &file_dfs_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadDirRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadDirRequest) ProtoMessage() {}
+
+func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadDirRequest.ProtoReflect.Descriptor instead.
+func (*ReadDirRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ReadDirRequest) GetDir() []byte {
+	if x != nil {
+		return x.Dir
+	}
+	return nil
+}
+
+func (x *ReadDirRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *ReadDirRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ReadDirResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    StoreErrorCode         `protobuf:"varint,1,opt,name=code,proto3,enum=dfs.v1.StoreErrorCode" json:"code,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Entries in name order, with attrs where the child's inode is in the
+	// same store (readdirplus).
+	Entries       []*Dirent `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	Eof           bool      `protobuf:"varint,4,opt,name=eof,proto3" json:"eof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadDirResponse) Reset() {
+	*x = ReadDirResponse{}
+	mi := &file_dfs_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadDirResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadDirResponse) ProtoMessage() {}
+
+func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadDirResponse.ProtoReflect.Descriptor instead.
+func (*ReadDirResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ReadDirResponse) GetCode() StoreErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return StoreErrorCode_STORE_ERROR_CODE_OK
+}
+
+func (x *ReadDirResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ReadDirResponse) GetEntries() []*Dirent {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ReadDirResponse) GetEof() bool {
+	if x != nil {
+		return x.Eof
+	}
+	return false
+}
+
+type ReadInlineRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint32                 `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadInlineRequest) Reset() {
+	*x = ReadInlineRequest{}
+	mi := &file_dfs_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadInlineRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadInlineRequest) ProtoMessage() {}
+
+func (x *ReadInlineRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadInlineRequest.ProtoReflect.Descriptor instead.
+func (*ReadInlineRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ReadInlineRequest) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *ReadInlineRequest) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ReadInlineRequest) GetLength() uint32 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+type ReadChunkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	File          []byte                 `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Offset        uint32                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint32                 `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadChunkRequest) Reset() {
+	*x = ReadChunkRequest{}
+	mi := &file_dfs_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadChunkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadChunkRequest) ProtoMessage() {}
+
+func (x *ReadChunkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadChunkRequest.ProtoReflect.Descriptor instead.
+func (*ReadChunkRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ReadChunkRequest) GetFile() []byte {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *ReadChunkRequest) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ReadChunkRequest) GetOffset() uint32 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ReadChunkRequest) GetLength() uint32 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+type ReadResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    StoreErrorCode         `protobuf:"varint,1,opt,name=code,proto3,enum=dfs.v1.StoreErrorCode" json:"code,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The bytes held; may be shorter than asked (end of inline data or of
+	// the chunk): the client pads with zeros up to the file size.
+	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadResponse) Reset() {
+	*x = ReadResponse{}
+	mi := &file_dfs_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadResponse) ProtoMessage() {}
+
+func (x *ReadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
+func (*ReadResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ReadResponse) GetCode() StoreErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return StoreErrorCode_STORE_ERROR_CODE_OK
+}
+
+func (x *ReadResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ReadResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type FetchChunkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	File          []byte                 `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchChunkRequest) Reset() {
+	*x = FetchChunkRequest{}
+	mi := &file_dfs_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchChunkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchChunkRequest) ProtoMessage() {}
+
+func (x *FetchChunkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchChunkRequest.ProtoReflect.Descriptor instead.
+func (*FetchChunkRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *FetchChunkRequest) GetFile() []byte {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *FetchChunkRequest) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type FetchChunkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          StoreErrorCode         `protobuf:"varint,1,opt,name=code,proto3,enum=dfs.v1.StoreErrorCode" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Info          *ChunkInfo             `protobuf:"bytes,3,opt,name=info,proto3" json:"info,omitempty"`
+	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchChunkResponse) Reset() {
+	*x = FetchChunkResponse{}
+	mi := &file_dfs_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchChunkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchChunkResponse) ProtoMessage() {}
+
+func (x *FetchChunkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchChunkResponse.ProtoReflect.Descriptor instead.
+func (*FetchChunkResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *FetchChunkResponse) GetCode() StoreErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return StoreErrorCode_STORE_ERROR_CODE_OK
+}
+
+func (x *FetchChunkResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *FetchChunkResponse) GetInfo() *ChunkInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *FetchChunkResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type GetXattrRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetXattrRequest) Reset() {
+	*x = GetXattrRequest{}
+	mi := &file_dfs_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetXattrRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetXattrRequest) ProtoMessage() {}
+
+func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetXattrRequest.ProtoReflect.Descriptor instead.
+func (*GetXattrRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *GetXattrRequest) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *GetXattrRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type XattrResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          StoreErrorCode         `protobuf:"varint,1,opt,name=code,proto3,enum=dfs.v1.StoreErrorCode" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Names         []string               `protobuf:"bytes,4,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *XattrResponse) Reset() {
+	*x = XattrResponse{}
+	mi := &file_dfs_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *XattrResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*XattrResponse) ProtoMessage() {}
+
+func (x *XattrResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use XattrResponse.ProtoReflect.Descriptor instead.
+func (*XattrResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *XattrResponse) GetCode() StoreErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return StoreErrorCode_STORE_ERROR_CODE_OK
+}
+
+func (x *XattrResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *XattrResponse) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *XattrResponse) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+type StatfsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatfsRequest) Reset() {
+	*x = StatfsRequest{}
+	mi := &file_dfs_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatfsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatfsRequest) ProtoMessage() {}
+
+func (x *StatfsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatfsRequest.ProtoReflect.Descriptor instead.
+func (*StatfsRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{62}
+}
+
+type StatfsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TotalBytes    uint64                 `protobuf:"varint,1,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	FreeBytes     uint64                 `protobuf:"varint,2,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`
+	AvailBytes    uint64                 `protobuf:"varint,3,opt,name=avail_bytes,json=availBytes,proto3" json:"avail_bytes,omitempty"`
+	TotalInodes   uint64                 `protobuf:"varint,4,opt,name=total_inodes,json=totalInodes,proto3" json:"total_inodes,omitempty"`
+	FreeInodes    uint64                 `protobuf:"varint,5,opt,name=free_inodes,json=freeInodes,proto3" json:"free_inodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatfsResponse) Reset() {
+	*x = StatfsResponse{}
+	mi := &file_dfs_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatfsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatfsResponse) ProtoMessage() {}
+
+func (x *StatfsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatfsResponse.ProtoReflect.Descriptor instead.
+func (*StatfsResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *StatfsResponse) GetTotalBytes() uint64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
+func (x *StatfsResponse) GetFreeBytes() uint64 {
+	if x != nil {
+		return x.FreeBytes
+	}
+	return 0
+}
+
+func (x *StatfsResponse) GetAvailBytes() uint64 {
+	if x != nil {
+		return x.AvailBytes
+	}
+	return 0
+}
+
+func (x *StatfsResponse) GetTotalInodes() uint64 {
+	if x != nil {
+		return x.TotalInodes
+	}
+	return 0
+}
+
+func (x *StatfsResponse) GetFreeInodes() uint64 {
+	if x != nil {
+		return x.FreeInodes
+	}
+	return 0
+}
+
+type BrickStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrickStatusRequest) Reset() {
+	*x = BrickStatusRequest{}
+	mi := &file_dfs_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrickStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrickStatusRequest) ProtoMessage() {}
+
+func (x *BrickStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrickStatusRequest.ProtoReflect.Descriptor instead.
+func (*BrickStatusRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{64}
+}
+
+type BrickStatusResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	BrickId string                 `protobuf:"bytes,1,opt,name=brick_id,json=brickId,proto3" json:"brick_id,omitempty"`
+	// leader, follower, candidate or shutdown.
+	Role          string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	LeaderAddress string `protobuf:"bytes,3,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
+	LeaderId      string `protobuf:"bytes,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	AppliedIndex  uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Term          uint64 `protobuf:"varint,6,opt,name=term,proto3" json:"term,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrickStatusResponse) Reset() {
+	*x = BrickStatusResponse{}
+	mi := &file_dfs_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrickStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrickStatusResponse) ProtoMessage() {}
+
+func (x *BrickStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrickStatusResponse.ProtoReflect.Descriptor instead.
+func (*BrickStatusResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *BrickStatusResponse) GetBrickId() string {
+	if x != nil {
+		return x.BrickId
+	}
+	return ""
+}
+
+func (x *BrickStatusResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *BrickStatusResponse) GetLeaderAddress() string {
+	if x != nil {
+		return x.LeaderAddress
+	}
+	return ""
+}
+
+func (x *BrickStatusResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *BrickStatusResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *BrickStatusResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
 var File_dfs_proto protoreflect.FileDescriptor
 
 const file_dfs_proto_rawDesc = "" +
 	"\n" +
-	"\tdfs.proto\x12\x06dfs.v1\"\xa8\x01\n" +
+	"\tdfs.proto\x12\x06dfs.v1\x1a\vstore.proto\"\xa8\x01\n" +
 	"\x04Peer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
@@ -3144,7 +4061,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x11VolumeInfoRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\">\n" +
 	"\x12VolumeInfoResponse\x12(\n" +
-	"\avolumes\x18\x01 \x03(\v2\x0e.dfs.v1.VolumeR\avolumes\"\xf9\x02\n" +
+	"\avolumes\x18\x01 \x03(\v2\x0e.dfs.v1.VolumeR\avolumes\"\x8d\x03\n" +
 	"\vBrickStatus\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
@@ -3163,7 +4080,8 @@ const file_dfs_proto_rawDesc = "" +
 	"freeInodes\x12\x17\n" +
 	"\afs_type\x18\f \x01(\tR\x06fsType\x12\x16\n" +
 	"\x06device\x18\r \x01(\tR\x06device\x12\x1b\n" +
-	"\tserver_id\x18\x0e \x01(\tR\bserverId\"Y\n" +
+	"\tserver_id\x18\x0e \x01(\tR\bserverId\x12\x12\n" +
+	"\x04role\x18\x0f \x01(\tR\x04role\"Y\n" +
 	"\x0fSubvolumeStatus\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x18\n" +
 	"\amembers\x18\x02 \x03(\tR\amembers\x12\x16\n" +
@@ -3232,7 +4150,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\aservers\x18\f \x03(\tR\aservers\x1a:\n" +
 	"\fOptionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xef\x02\n" +
 	"\n" +
 	"BrickState\x12\x1b\n" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x12\n" +
@@ -3249,7 +4167,9 @@ const file_dfs_proto_rawDesc = "" +
 	"freeInodes\x12\x17\n" +
 	"\afs_type\x18\n" +
 	" \x01(\tR\x06fsType\x12\x16\n" +
-	"\x06device\x18\v \x01(\tR\x06device\"\x87\x01\n" +
+	"\x06device\x18\v \x01(\tR\x06device\x12\x12\n" +
+	"\x04role\x18\f \x01(\tR\x04role\x12%\n" +
+	"\x0eleader_address\x18\r \x01(\tR\rleaderAddress\"\x87\x01\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x10\n" +
@@ -3287,7 +4207,69 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10BrickPingRequest\"D\n" +
 	"\x11BrickPingResponse\x12\x1b\n" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x12\n" +
-	"\x04path\x18\x02 \x01(\tR\x04path*y\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\" \n" +
+	"\x0eGetAttrRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\";\n" +
+	"\rLookupRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"N\n" +
+	"\x0eReadDirRequest\x12\x10\n" +
+	"\x03dir\x18\x01 \x01(\fR\x03dir\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\tR\x05after\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"\x93\x01\n" +
+	"\x0fReadDirResponse\x12*\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12(\n" +
+	"\aentries\x18\x03 \x03(\v2\x0e.dfs.v1.DirentR\aentries\x12\x10\n" +
+	"\x03eof\x18\x04 \x01(\bR\x03eof\"S\n" +
+	"\x11ReadInlineRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\rR\x06length\"l\n" +
+	"\x10ReadChunkRequest\x12\x12\n" +
+	"\x04file\x18\x01 \x01(\fR\x04file\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\rR\x06offset\x12\x16\n" +
+	"\x06length\x18\x04 \x01(\rR\x06length\"h\n" +
+	"\fReadResponse\x12*\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"=\n" +
+	"\x11FetchChunkRequest\x12\x12\n" +
+	"\x04file\x18\x01 \x01(\fR\x04file\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\x95\x01\n" +
+	"\x12FetchChunkResponse\x12*\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12%\n" +
+	"\x04info\x18\x03 \x01(\v2\x11.dfs.v1.ChunkInfoR\x04info\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"5\n" +
+	"\x0fGetXattrRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x81\x01\n" +
+	"\rXattrResponse\x12*\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x14\n" +
+	"\x05names\x18\x04 \x03(\tR\x05names\"\x0f\n" +
+	"\rStatfsRequest\"\xb5\x01\n" +
+	"\x0eStatfsResponse\x12\x1f\n" +
+	"\vtotal_bytes\x18\x01 \x01(\x04R\n" +
+	"totalBytes\x12\x1d\n" +
+	"\n" +
+	"free_bytes\x18\x02 \x01(\x04R\tfreeBytes\x12\x1f\n" +
+	"\vavail_bytes\x18\x03 \x01(\x04R\n" +
+	"availBytes\x12!\n" +
+	"\ftotal_inodes\x18\x04 \x01(\x04R\vtotalInodes\x12\x1f\n" +
+	"\vfree_inodes\x18\x05 \x01(\x04R\n" +
+	"freeInodes\"\x14\n" +
+	"\x12BrickStatusRequest\"\xc1\x01\n" +
+	"\x13BrickStatusResponse\x12\x19\n" +
+	"\bbrick_id\x18\x01 \x01(\tR\abrickId\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12%\n" +
+	"\x0eleader_address\x18\x03 \x01(\tR\rleaderAddress\x12\x1b\n" +
+	"\tleader_id\x18\x04 \x01(\tR\bleaderId\x12#\n" +
+	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x12\x12\n" +
+	"\x04term\x18\x06 \x01(\x04R\x04term*y\n" +
 	"\vVolumeState\x12\x1c\n" +
 	"\x18VOLUME_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14VOLUME_STATE_CREATED\x10\x01\x12\x18\n" +
@@ -3317,9 +4299,22 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04Join\x12\x13.dfs.v1.JoinRequest\x1a\x14.dfs.v1.JoinResponse\x124\n" +
 	"\x05Leave\x12\x14.dfs.v1.LeaveRequest\x1a\x15.dfs.v1.LeaveResponse\x12L\n" +
 	"\rPrepareBricks\x12\x1c.dfs.v1.PrepareBricksRequest\x1a\x1d.dfs.v1.PrepareBricksResponse\x12L\n" +
-	"\rReleaseBricks\x12\x1c.dfs.v1.ReleaseBricksRequest\x1a\x1d.dfs.v1.ReleaseBricksResponse2K\n" +
+	"\rReleaseBricks\x12\x1c.dfs.v1.ReleaseBricksRequest\x1a\x1d.dfs.v1.ReleaseBricksResponse2\xdf\x05\n" +
 	"\fBrickService\x12;\n" +
-	"\x04Ping\x12\x18.dfs.v1.BrickPingRequest\x1a\x19.dfs.v1.BrickPingResponseB'Z%github.com/dfsproject/dfs/proto/dfspbb\x06proto3"
+	"\x04Ping\x12\x18.dfs.v1.BrickPingRequest\x1a\x19.dfs.v1.BrickPingResponse\x123\n" +
+	"\x06Mutate\x12\x14.dfs.v1.StoreCommand\x1a\x13.dfs.v1.StoreResult\x126\n" +
+	"\aGetAttr\x12\x16.dfs.v1.GetAttrRequest\x1a\x13.dfs.v1.StoreResult\x124\n" +
+	"\x06Lookup\x12\x15.dfs.v1.LookupRequest\x1a\x13.dfs.v1.StoreResult\x12:\n" +
+	"\aReadDir\x12\x16.dfs.v1.ReadDirRequest\x1a\x17.dfs.v1.ReadDirResponse\x12=\n" +
+	"\n" +
+	"ReadInline\x12\x19.dfs.v1.ReadInlineRequest\x1a\x14.dfs.v1.ReadResponse\x12;\n" +
+	"\tReadChunk\x12\x18.dfs.v1.ReadChunkRequest\x1a\x14.dfs.v1.ReadResponse\x12:\n" +
+	"\bGetXattr\x12\x17.dfs.v1.GetXattrRequest\x1a\x15.dfs.v1.XattrResponse\x12:\n" +
+	"\tListXattr\x12\x16.dfs.v1.GetAttrRequest\x1a\x15.dfs.v1.XattrResponse\x127\n" +
+	"\x06Statfs\x12\x15.dfs.v1.StatfsRequest\x1a\x16.dfs.v1.StatfsResponse\x12A\n" +
+	"\x06Status\x12\x1a.dfs.v1.BrickStatusRequest\x1a\x1b.dfs.v1.BrickStatusResponse\x12C\n" +
+	"\n" +
+	"FetchChunk\x12\x19.dfs.v1.FetchChunkRequest\x1a\x1a.dfs.v1.FetchChunkResponseB'Z%github.com/dfsproject/dfs/proto/dfspbb\x06proto3"
 
 var (
 	file_dfs_proto_rawDescOnce sync.Once
@@ -3334,7 +4329,7 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_dfs_proto_goTypes = []any{
 	(VolumeState)(0),              // 0: dfs.v1.VolumeState
 	(*Peer)(nil),                  // 1: dfs.v1.Peer
@@ -3388,8 +4383,28 @@ var file_dfs_proto_goTypes = []any{
 	(*ReleaseBricksResponse)(nil), // 49: dfs.v1.ReleaseBricksResponse
 	(*BrickPingRequest)(nil),      // 50: dfs.v1.BrickPingRequest
 	(*BrickPingResponse)(nil),     // 51: dfs.v1.BrickPingResponse
-	nil,                           // 52: dfs.v1.Volume.OptionsEntry
-	nil,                           // 53: dfs.v1.VolumeLayout.OptionsEntry
+	(*GetAttrRequest)(nil),        // 52: dfs.v1.GetAttrRequest
+	(*LookupRequest)(nil),         // 53: dfs.v1.LookupRequest
+	(*ReadDirRequest)(nil),        // 54: dfs.v1.ReadDirRequest
+	(*ReadDirResponse)(nil),       // 55: dfs.v1.ReadDirResponse
+	(*ReadInlineRequest)(nil),     // 56: dfs.v1.ReadInlineRequest
+	(*ReadChunkRequest)(nil),      // 57: dfs.v1.ReadChunkRequest
+	(*ReadResponse)(nil),          // 58: dfs.v1.ReadResponse
+	(*FetchChunkRequest)(nil),     // 59: dfs.v1.FetchChunkRequest
+	(*FetchChunkResponse)(nil),    // 60: dfs.v1.FetchChunkResponse
+	(*GetXattrRequest)(nil),       // 61: dfs.v1.GetXattrRequest
+	(*XattrResponse)(nil),         // 62: dfs.v1.XattrResponse
+	(*StatfsRequest)(nil),         // 63: dfs.v1.StatfsRequest
+	(*StatfsResponse)(nil),        // 64: dfs.v1.StatfsResponse
+	(*BrickStatusRequest)(nil),    // 65: dfs.v1.BrickStatusRequest
+	(*BrickStatusResponse)(nil),   // 66: dfs.v1.BrickStatusResponse
+	nil,                           // 67: dfs.v1.Volume.OptionsEntry
+	nil,                           // 68: dfs.v1.VolumeLayout.OptionsEntry
+	(StoreErrorCode)(0),           // 69: dfs.v1.StoreErrorCode
+	(*Dirent)(nil),                // 70: dfs.v1.Dirent
+	(*ChunkInfo)(nil),             // 71: dfs.v1.ChunkInfo
+	(*StoreCommand)(nil),          // 72: dfs.v1.StoreCommand
+	(*StoreResult)(nil),           // 73: dfs.v1.StoreResult
 }
 var file_dfs_proto_depIdxs = []int32{
 	1,  // 0: dfs.v1.PeerProbeResponse.peer:type_name -> dfs.v1.Peer
@@ -3398,7 +4413,7 @@ var file_dfs_proto_depIdxs = []int32{
 	18, // 3: dfs.v1.VolumeCreateResponse.volume:type_name -> dfs.v1.Volume
 	0,  // 4: dfs.v1.Volume.state:type_name -> dfs.v1.VolumeState
 	17, // 5: dfs.v1.Volume.bricks:type_name -> dfs.v1.Brick
-	52, // 6: dfs.v1.Volume.options:type_name -> dfs.v1.Volume.OptionsEntry
+	67, // 6: dfs.v1.Volume.options:type_name -> dfs.v1.Volume.OptionsEntry
 	18, // 7: dfs.v1.VolumeInfoResponse.volumes:type_name -> dfs.v1.Volume
 	0,  // 8: dfs.v1.VolumeStatusEntry.state:type_name -> dfs.v1.VolumeState
 	21, // 9: dfs.v1.VolumeStatusEntry.bricks:type_name -> dfs.v1.BrickStatus
@@ -3408,55 +4423,83 @@ var file_dfs_proto_depIdxs = []int32{
 	34, // 13: dfs.v1.Subvolume.bricks:type_name -> dfs.v1.BrickEndpoint
 	0,  // 14: dfs.v1.VolumeLayout.state:type_name -> dfs.v1.VolumeState
 	35, // 15: dfs.v1.VolumeLayout.subvolumes:type_name -> dfs.v1.Subvolume
-	53, // 16: dfs.v1.VolumeLayout.options:type_name -> dfs.v1.VolumeLayout.OptionsEntry
+	68, // 16: dfs.v1.VolumeLayout.options:type_name -> dfs.v1.VolumeLayout.OptionsEntry
 	37, // 17: dfs.v1.HeartbeatRequest.bricks:type_name -> dfs.v1.BrickState
-	2,  // 18: dfs.v1.Manager.PeerProbe:input_type -> dfs.v1.PeerProbeRequest
-	4,  // 19: dfs.v1.Manager.PeerDetach:input_type -> dfs.v1.PeerDetachRequest
-	6,  // 20: dfs.v1.Manager.PeerList:input_type -> dfs.v1.PeerListRequest
-	9,  // 21: dfs.v1.Manager.VolumeCreate:input_type -> dfs.v1.VolumeCreateRequest
-	11, // 22: dfs.v1.Manager.VolumeStart:input_type -> dfs.v1.VolumeStartRequest
-	13, // 23: dfs.v1.Manager.VolumeStop:input_type -> dfs.v1.VolumeStopRequest
-	15, // 24: dfs.v1.Manager.VolumeDelete:input_type -> dfs.v1.VolumeDeleteRequest
-	19, // 25: dfs.v1.Manager.VolumeInfo:input_type -> dfs.v1.VolumeInfoRequest
-	23, // 26: dfs.v1.Manager.VolumeStatus:input_type -> dfs.v1.VolumeStatusRequest
-	26, // 27: dfs.v1.Manager.VolumeSet:input_type -> dfs.v1.VolumeSetRequest
-	29, // 28: dfs.v1.Manager.VolumeGet:input_type -> dfs.v1.VolumeGetRequest
-	31, // 29: dfs.v1.Manager.VolumeReset:input_type -> dfs.v1.VolumeResetRequest
-	33, // 30: dfs.v1.Manager.GetLayout:input_type -> dfs.v1.GetLayoutRequest
-	33, // 31: dfs.v1.Manager.WatchLayout:input_type -> dfs.v1.GetLayoutRequest
-	38, // 32: dfs.v1.Manager.Heartbeat:input_type -> dfs.v1.HeartbeatRequest
-	40, // 33: dfs.v1.PeerService.Identity:input_type -> dfs.v1.IdentityRequest
-	42, // 34: dfs.v1.PeerService.Join:input_type -> dfs.v1.JoinRequest
-	44, // 35: dfs.v1.PeerService.Leave:input_type -> dfs.v1.LeaveRequest
-	46, // 36: dfs.v1.PeerService.PrepareBricks:input_type -> dfs.v1.PrepareBricksRequest
-	48, // 37: dfs.v1.PeerService.ReleaseBricks:input_type -> dfs.v1.ReleaseBricksRequest
-	50, // 38: dfs.v1.BrickService.Ping:input_type -> dfs.v1.BrickPingRequest
-	3,  // 39: dfs.v1.Manager.PeerProbe:output_type -> dfs.v1.PeerProbeResponse
-	5,  // 40: dfs.v1.Manager.PeerDetach:output_type -> dfs.v1.PeerDetachResponse
-	7,  // 41: dfs.v1.Manager.PeerList:output_type -> dfs.v1.PeerListResponse
-	10, // 42: dfs.v1.Manager.VolumeCreate:output_type -> dfs.v1.VolumeCreateResponse
-	12, // 43: dfs.v1.Manager.VolumeStart:output_type -> dfs.v1.VolumeStartResponse
-	14, // 44: dfs.v1.Manager.VolumeStop:output_type -> dfs.v1.VolumeStopResponse
-	16, // 45: dfs.v1.Manager.VolumeDelete:output_type -> dfs.v1.VolumeDeleteResponse
-	20, // 46: dfs.v1.Manager.VolumeInfo:output_type -> dfs.v1.VolumeInfoResponse
-	25, // 47: dfs.v1.Manager.VolumeStatus:output_type -> dfs.v1.VolumeStatusResponse
-	27, // 48: dfs.v1.Manager.VolumeSet:output_type -> dfs.v1.VolumeSetResponse
-	30, // 49: dfs.v1.Manager.VolumeGet:output_type -> dfs.v1.VolumeGetResponse
-	32, // 50: dfs.v1.Manager.VolumeReset:output_type -> dfs.v1.VolumeResetResponse
-	36, // 51: dfs.v1.Manager.GetLayout:output_type -> dfs.v1.VolumeLayout
-	36, // 52: dfs.v1.Manager.WatchLayout:output_type -> dfs.v1.VolumeLayout
-	39, // 53: dfs.v1.Manager.Heartbeat:output_type -> dfs.v1.HeartbeatResponse
-	41, // 54: dfs.v1.PeerService.Identity:output_type -> dfs.v1.IdentityResponse
-	43, // 55: dfs.v1.PeerService.Join:output_type -> dfs.v1.JoinResponse
-	45, // 56: dfs.v1.PeerService.Leave:output_type -> dfs.v1.LeaveResponse
-	47, // 57: dfs.v1.PeerService.PrepareBricks:output_type -> dfs.v1.PrepareBricksResponse
-	49, // 58: dfs.v1.PeerService.ReleaseBricks:output_type -> dfs.v1.ReleaseBricksResponse
-	51, // 59: dfs.v1.BrickService.Ping:output_type -> dfs.v1.BrickPingResponse
-	39, // [39:60] is the sub-list for method output_type
-	18, // [18:39] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	69, // 18: dfs.v1.ReadDirResponse.code:type_name -> dfs.v1.StoreErrorCode
+	70, // 19: dfs.v1.ReadDirResponse.entries:type_name -> dfs.v1.Dirent
+	69, // 20: dfs.v1.ReadResponse.code:type_name -> dfs.v1.StoreErrorCode
+	69, // 21: dfs.v1.FetchChunkResponse.code:type_name -> dfs.v1.StoreErrorCode
+	71, // 22: dfs.v1.FetchChunkResponse.info:type_name -> dfs.v1.ChunkInfo
+	69, // 23: dfs.v1.XattrResponse.code:type_name -> dfs.v1.StoreErrorCode
+	2,  // 24: dfs.v1.Manager.PeerProbe:input_type -> dfs.v1.PeerProbeRequest
+	4,  // 25: dfs.v1.Manager.PeerDetach:input_type -> dfs.v1.PeerDetachRequest
+	6,  // 26: dfs.v1.Manager.PeerList:input_type -> dfs.v1.PeerListRequest
+	9,  // 27: dfs.v1.Manager.VolumeCreate:input_type -> dfs.v1.VolumeCreateRequest
+	11, // 28: dfs.v1.Manager.VolumeStart:input_type -> dfs.v1.VolumeStartRequest
+	13, // 29: dfs.v1.Manager.VolumeStop:input_type -> dfs.v1.VolumeStopRequest
+	15, // 30: dfs.v1.Manager.VolumeDelete:input_type -> dfs.v1.VolumeDeleteRequest
+	19, // 31: dfs.v1.Manager.VolumeInfo:input_type -> dfs.v1.VolumeInfoRequest
+	23, // 32: dfs.v1.Manager.VolumeStatus:input_type -> dfs.v1.VolumeStatusRequest
+	26, // 33: dfs.v1.Manager.VolumeSet:input_type -> dfs.v1.VolumeSetRequest
+	29, // 34: dfs.v1.Manager.VolumeGet:input_type -> dfs.v1.VolumeGetRequest
+	31, // 35: dfs.v1.Manager.VolumeReset:input_type -> dfs.v1.VolumeResetRequest
+	33, // 36: dfs.v1.Manager.GetLayout:input_type -> dfs.v1.GetLayoutRequest
+	33, // 37: dfs.v1.Manager.WatchLayout:input_type -> dfs.v1.GetLayoutRequest
+	38, // 38: dfs.v1.Manager.Heartbeat:input_type -> dfs.v1.HeartbeatRequest
+	40, // 39: dfs.v1.PeerService.Identity:input_type -> dfs.v1.IdentityRequest
+	42, // 40: dfs.v1.PeerService.Join:input_type -> dfs.v1.JoinRequest
+	44, // 41: dfs.v1.PeerService.Leave:input_type -> dfs.v1.LeaveRequest
+	46, // 42: dfs.v1.PeerService.PrepareBricks:input_type -> dfs.v1.PrepareBricksRequest
+	48, // 43: dfs.v1.PeerService.ReleaseBricks:input_type -> dfs.v1.ReleaseBricksRequest
+	50, // 44: dfs.v1.BrickService.Ping:input_type -> dfs.v1.BrickPingRequest
+	72, // 45: dfs.v1.BrickService.Mutate:input_type -> dfs.v1.StoreCommand
+	52, // 46: dfs.v1.BrickService.GetAttr:input_type -> dfs.v1.GetAttrRequest
+	53, // 47: dfs.v1.BrickService.Lookup:input_type -> dfs.v1.LookupRequest
+	54, // 48: dfs.v1.BrickService.ReadDir:input_type -> dfs.v1.ReadDirRequest
+	56, // 49: dfs.v1.BrickService.ReadInline:input_type -> dfs.v1.ReadInlineRequest
+	57, // 50: dfs.v1.BrickService.ReadChunk:input_type -> dfs.v1.ReadChunkRequest
+	61, // 51: dfs.v1.BrickService.GetXattr:input_type -> dfs.v1.GetXattrRequest
+	52, // 52: dfs.v1.BrickService.ListXattr:input_type -> dfs.v1.GetAttrRequest
+	63, // 53: dfs.v1.BrickService.Statfs:input_type -> dfs.v1.StatfsRequest
+	65, // 54: dfs.v1.BrickService.Status:input_type -> dfs.v1.BrickStatusRequest
+	59, // 55: dfs.v1.BrickService.FetchChunk:input_type -> dfs.v1.FetchChunkRequest
+	3,  // 56: dfs.v1.Manager.PeerProbe:output_type -> dfs.v1.PeerProbeResponse
+	5,  // 57: dfs.v1.Manager.PeerDetach:output_type -> dfs.v1.PeerDetachResponse
+	7,  // 58: dfs.v1.Manager.PeerList:output_type -> dfs.v1.PeerListResponse
+	10, // 59: dfs.v1.Manager.VolumeCreate:output_type -> dfs.v1.VolumeCreateResponse
+	12, // 60: dfs.v1.Manager.VolumeStart:output_type -> dfs.v1.VolumeStartResponse
+	14, // 61: dfs.v1.Manager.VolumeStop:output_type -> dfs.v1.VolumeStopResponse
+	16, // 62: dfs.v1.Manager.VolumeDelete:output_type -> dfs.v1.VolumeDeleteResponse
+	20, // 63: dfs.v1.Manager.VolumeInfo:output_type -> dfs.v1.VolumeInfoResponse
+	25, // 64: dfs.v1.Manager.VolumeStatus:output_type -> dfs.v1.VolumeStatusResponse
+	27, // 65: dfs.v1.Manager.VolumeSet:output_type -> dfs.v1.VolumeSetResponse
+	30, // 66: dfs.v1.Manager.VolumeGet:output_type -> dfs.v1.VolumeGetResponse
+	32, // 67: dfs.v1.Manager.VolumeReset:output_type -> dfs.v1.VolumeResetResponse
+	36, // 68: dfs.v1.Manager.GetLayout:output_type -> dfs.v1.VolumeLayout
+	36, // 69: dfs.v1.Manager.WatchLayout:output_type -> dfs.v1.VolumeLayout
+	39, // 70: dfs.v1.Manager.Heartbeat:output_type -> dfs.v1.HeartbeatResponse
+	41, // 71: dfs.v1.PeerService.Identity:output_type -> dfs.v1.IdentityResponse
+	43, // 72: dfs.v1.PeerService.Join:output_type -> dfs.v1.JoinResponse
+	45, // 73: dfs.v1.PeerService.Leave:output_type -> dfs.v1.LeaveResponse
+	47, // 74: dfs.v1.PeerService.PrepareBricks:output_type -> dfs.v1.PrepareBricksResponse
+	49, // 75: dfs.v1.PeerService.ReleaseBricks:output_type -> dfs.v1.ReleaseBricksResponse
+	51, // 76: dfs.v1.BrickService.Ping:output_type -> dfs.v1.BrickPingResponse
+	73, // 77: dfs.v1.BrickService.Mutate:output_type -> dfs.v1.StoreResult
+	73, // 78: dfs.v1.BrickService.GetAttr:output_type -> dfs.v1.StoreResult
+	73, // 79: dfs.v1.BrickService.Lookup:output_type -> dfs.v1.StoreResult
+	55, // 80: dfs.v1.BrickService.ReadDir:output_type -> dfs.v1.ReadDirResponse
+	58, // 81: dfs.v1.BrickService.ReadInline:output_type -> dfs.v1.ReadResponse
+	58, // 82: dfs.v1.BrickService.ReadChunk:output_type -> dfs.v1.ReadResponse
+	62, // 83: dfs.v1.BrickService.GetXattr:output_type -> dfs.v1.XattrResponse
+	62, // 84: dfs.v1.BrickService.ListXattr:output_type -> dfs.v1.XattrResponse
+	64, // 85: dfs.v1.BrickService.Statfs:output_type -> dfs.v1.StatfsResponse
+	66, // 86: dfs.v1.BrickService.Status:output_type -> dfs.v1.BrickStatusResponse
+	60, // 87: dfs.v1.BrickService.FetchChunk:output_type -> dfs.v1.FetchChunkResponse
+	56, // [56:88] is the sub-list for method output_type
+	24, // [24:56] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -3464,13 +4507,14 @@ func file_dfs_proto_init() {
 	if File_dfs_proto != nil {
 		return
 	}
+	file_store_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   53,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

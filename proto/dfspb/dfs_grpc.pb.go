@@ -940,14 +940,53 @@ var PeerService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	BrickService_Ping_FullMethodName = "/dfs.v1.BrickService/Ping"
+	BrickService_Ping_FullMethodName       = "/dfs.v1.BrickService/Ping"
+	BrickService_Mutate_FullMethodName     = "/dfs.v1.BrickService/Mutate"
+	BrickService_GetAttr_FullMethodName    = "/dfs.v1.BrickService/GetAttr"
+	BrickService_Lookup_FullMethodName     = "/dfs.v1.BrickService/Lookup"
+	BrickService_ReadDir_FullMethodName    = "/dfs.v1.BrickService/ReadDir"
+	BrickService_ReadInline_FullMethodName = "/dfs.v1.BrickService/ReadInline"
+	BrickService_ReadChunk_FullMethodName  = "/dfs.v1.BrickService/ReadChunk"
+	BrickService_GetXattr_FullMethodName   = "/dfs.v1.BrickService/GetXattr"
+	BrickService_ListXattr_FullMethodName  = "/dfs.v1.BrickService/ListXattr"
+	BrickService_Statfs_FullMethodName     = "/dfs.v1.BrickService/Statfs"
+	BrickService_Status_FullMethodName     = "/dfs.v1.BrickService/Status"
+	BrickService_FetchChunk_FullMethodName = "/dfs.v1.BrickService/FetchChunk"
 )
 
 // BrickServiceClient is the client API for BrickService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// BrickService is served by every running brick on its own port. A
+// subvolume (replica set) is one Raft group of its bricks; its leader
+// serves every call below except Ping, Status and FetchChunk. A brick that
+// is not the leader fails the call with FAILED_PRECONDITION and puts the
+// leader's host:port, when known, in the "dfs-leader" trailer. Domain
+// errors (ENOENT, EEXIST, ...) are not RPC errors: they come back in the
+// result's code.
 type BrickServiceClient interface {
 	Ping(ctx context.Context, in *BrickPingRequest, opts ...grpc.CallOption) (*BrickPingResponse, error)
+	// Mutate commits one store command through the subvolume's Raft group;
+	// the leader stamps now_ns. The result is the store's answer once the
+	// command is committed and applied (acknowledged = on a majority's disk).
+	Mutate(ctx context.Context, in *StoreCommand, opts ...grpc.CallOption) (*StoreResult, error)
+	GetAttr(ctx context.Context, in *GetAttrRequest, opts ...grpc.CallOption) (*StoreResult, error)
+	Lookup(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*StoreResult, error)
+	ReadDir(ctx context.Context, in *ReadDirRequest, opts ...grpc.CallOption) (*ReadDirResponse, error)
+	// ReadInline reads an inline (small) file's data.
+	ReadInline(ctx context.Context, in *ReadInlineRequest, opts ...grpc.CallOption) (*ReadResponse, error)
+	// ReadChunk reads part of one chunk, verifying its block checksums; a
+	// corrupt local block is repaired from another replica before answering.
+	ReadChunk(ctx context.Context, in *ReadChunkRequest, opts ...grpc.CallOption) (*ReadResponse, error)
+	GetXattr(ctx context.Context, in *GetXattrRequest, opts ...grpc.CallOption) (*XattrResponse, error)
+	ListXattr(ctx context.Context, in *GetAttrRequest, opts ...grpc.CallOption) (*XattrResponse, error)
+	Statfs(ctx context.Context, in *StatfsRequest, opts ...grpc.CallOption) (*StatfsResponse, error)
+	// Status reports this brick's Raft role; any brick answers.
+	Status(ctx context.Context, in *BrickStatusRequest, opts ...grpc.CallOption) (*BrickStatusResponse, error)
+	// FetchChunk returns this brick's own copy of a whole chunk, leader or
+	// not, for repair by a peer; any brick answers.
+	FetchChunk(ctx context.Context, in *FetchChunkRequest, opts ...grpc.CallOption) (*FetchChunkResponse, error)
 }
 
 type brickServiceClient struct {
@@ -968,11 +1007,149 @@ func (c *brickServiceClient) Ping(ctx context.Context, in *BrickPingRequest, opt
 	return out, nil
 }
 
+func (c *brickServiceClient) Mutate(ctx context.Context, in *StoreCommand, opts ...grpc.CallOption) (*StoreResult, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StoreResult)
+	err := c.cc.Invoke(ctx, BrickService_Mutate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brickServiceClient) GetAttr(ctx context.Context, in *GetAttrRequest, opts ...grpc.CallOption) (*StoreResult, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StoreResult)
+	err := c.cc.Invoke(ctx, BrickService_GetAttr_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brickServiceClient) Lookup(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*StoreResult, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StoreResult)
+	err := c.cc.Invoke(ctx, BrickService_Lookup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brickServiceClient) ReadDir(ctx context.Context, in *ReadDirRequest, opts ...grpc.CallOption) (*ReadDirResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadDirResponse)
+	err := c.cc.Invoke(ctx, BrickService_ReadDir_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brickServiceClient) ReadInline(ctx context.Context, in *ReadInlineRequest, opts ...grpc.CallOption) (*ReadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadResponse)
+	err := c.cc.Invoke(ctx, BrickService_ReadInline_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brickServiceClient) ReadChunk(ctx context.Context, in *ReadChunkRequest, opts ...grpc.CallOption) (*ReadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadResponse)
+	err := c.cc.Invoke(ctx, BrickService_ReadChunk_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brickServiceClient) GetXattr(ctx context.Context, in *GetXattrRequest, opts ...grpc.CallOption) (*XattrResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(XattrResponse)
+	err := c.cc.Invoke(ctx, BrickService_GetXattr_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brickServiceClient) ListXattr(ctx context.Context, in *GetAttrRequest, opts ...grpc.CallOption) (*XattrResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(XattrResponse)
+	err := c.cc.Invoke(ctx, BrickService_ListXattr_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brickServiceClient) Statfs(ctx context.Context, in *StatfsRequest, opts ...grpc.CallOption) (*StatfsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatfsResponse)
+	err := c.cc.Invoke(ctx, BrickService_Statfs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brickServiceClient) Status(ctx context.Context, in *BrickStatusRequest, opts ...grpc.CallOption) (*BrickStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BrickStatusResponse)
+	err := c.cc.Invoke(ctx, BrickService_Status_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brickServiceClient) FetchChunk(ctx context.Context, in *FetchChunkRequest, opts ...grpc.CallOption) (*FetchChunkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FetchChunkResponse)
+	err := c.cc.Invoke(ctx, BrickService_FetchChunk_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BrickServiceServer is the server API for BrickService service.
 // All implementations must embed UnimplementedBrickServiceServer
 // for forward compatibility.
+//
+// BrickService is served by every running brick on its own port. A
+// subvolume (replica set) is one Raft group of its bricks; its leader
+// serves every call below except Ping, Status and FetchChunk. A brick that
+// is not the leader fails the call with FAILED_PRECONDITION and puts the
+// leader's host:port, when known, in the "dfs-leader" trailer. Domain
+// errors (ENOENT, EEXIST, ...) are not RPC errors: they come back in the
+// result's code.
 type BrickServiceServer interface {
 	Ping(context.Context, *BrickPingRequest) (*BrickPingResponse, error)
+	// Mutate commits one store command through the subvolume's Raft group;
+	// the leader stamps now_ns. The result is the store's answer once the
+	// command is committed and applied (acknowledged = on a majority's disk).
+	Mutate(context.Context, *StoreCommand) (*StoreResult, error)
+	GetAttr(context.Context, *GetAttrRequest) (*StoreResult, error)
+	Lookup(context.Context, *LookupRequest) (*StoreResult, error)
+	ReadDir(context.Context, *ReadDirRequest) (*ReadDirResponse, error)
+	// ReadInline reads an inline (small) file's data.
+	ReadInline(context.Context, *ReadInlineRequest) (*ReadResponse, error)
+	// ReadChunk reads part of one chunk, verifying its block checksums; a
+	// corrupt local block is repaired from another replica before answering.
+	ReadChunk(context.Context, *ReadChunkRequest) (*ReadResponse, error)
+	GetXattr(context.Context, *GetXattrRequest) (*XattrResponse, error)
+	ListXattr(context.Context, *GetAttrRequest) (*XattrResponse, error)
+	Statfs(context.Context, *StatfsRequest) (*StatfsResponse, error)
+	// Status reports this brick's Raft role; any brick answers.
+	Status(context.Context, *BrickStatusRequest) (*BrickStatusResponse, error)
+	// FetchChunk returns this brick's own copy of a whole chunk, leader or
+	// not, for repair by a peer; any brick answers.
+	FetchChunk(context.Context, *FetchChunkRequest) (*FetchChunkResponse, error)
 	mustEmbedUnimplementedBrickServiceServer()
 }
 
@@ -985,6 +1162,39 @@ type UnimplementedBrickServiceServer struct{}
 
 func (UnimplementedBrickServiceServer) Ping(context.Context, *BrickPingRequest) (*BrickPingResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Ping not implemented")
+}
+func (UnimplementedBrickServiceServer) Mutate(context.Context, *StoreCommand) (*StoreResult, error) {
+	return nil, status.Error(codes.Unimplemented, "method Mutate not implemented")
+}
+func (UnimplementedBrickServiceServer) GetAttr(context.Context, *GetAttrRequest) (*StoreResult, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAttr not implemented")
+}
+func (UnimplementedBrickServiceServer) Lookup(context.Context, *LookupRequest) (*StoreResult, error) {
+	return nil, status.Error(codes.Unimplemented, "method Lookup not implemented")
+}
+func (UnimplementedBrickServiceServer) ReadDir(context.Context, *ReadDirRequest) (*ReadDirResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadDir not implemented")
+}
+func (UnimplementedBrickServiceServer) ReadInline(context.Context, *ReadInlineRequest) (*ReadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadInline not implemented")
+}
+func (UnimplementedBrickServiceServer) ReadChunk(context.Context, *ReadChunkRequest) (*ReadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadChunk not implemented")
+}
+func (UnimplementedBrickServiceServer) GetXattr(context.Context, *GetXattrRequest) (*XattrResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetXattr not implemented")
+}
+func (UnimplementedBrickServiceServer) ListXattr(context.Context, *GetAttrRequest) (*XattrResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListXattr not implemented")
+}
+func (UnimplementedBrickServiceServer) Statfs(context.Context, *StatfsRequest) (*StatfsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Statfs not implemented")
+}
+func (UnimplementedBrickServiceServer) Status(context.Context, *BrickStatusRequest) (*BrickStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedBrickServiceServer) FetchChunk(context.Context, *FetchChunkRequest) (*FetchChunkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FetchChunk not implemented")
 }
 func (UnimplementedBrickServiceServer) mustEmbedUnimplementedBrickServiceServer() {}
 func (UnimplementedBrickServiceServer) testEmbeddedByValue()                      {}
@@ -1025,6 +1235,204 @@ func _BrickService_Ping_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BrickService_Mutate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StoreCommand)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).Mutate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_Mutate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).Mutate(ctx, req.(*StoreCommand))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrickService_GetAttr_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAttrRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).GetAttr(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_GetAttr_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).GetAttr(ctx, req.(*GetAttrRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrickService_Lookup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LookupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).Lookup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_Lookup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).Lookup(ctx, req.(*LookupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrickService_ReadDir_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadDirRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).ReadDir(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_ReadDir_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).ReadDir(ctx, req.(*ReadDirRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrickService_ReadInline_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadInlineRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).ReadInline(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_ReadInline_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).ReadInline(ctx, req.(*ReadInlineRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrickService_ReadChunk_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadChunkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).ReadChunk(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_ReadChunk_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).ReadChunk(ctx, req.(*ReadChunkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrickService_GetXattr_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetXattrRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).GetXattr(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_GetXattr_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).GetXattr(ctx, req.(*GetXattrRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrickService_ListXattr_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAttrRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).ListXattr(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_ListXattr_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).ListXattr(ctx, req.(*GetAttrRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrickService_Statfs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatfsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).Statfs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_Statfs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).Statfs(ctx, req.(*StatfsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrickService_Status_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BrickStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).Status(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_Status_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).Status(ctx, req.(*BrickStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrickService_FetchChunk_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FetchChunkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).FetchChunk(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_FetchChunk_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).FetchChunk(ctx, req.(*FetchChunkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BrickService_ServiceDesc is the grpc.ServiceDesc for BrickService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1035,6 +1443,50 @@ var BrickService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Ping",
 			Handler:    _BrickService_Ping_Handler,
+		},
+		{
+			MethodName: "Mutate",
+			Handler:    _BrickService_Mutate_Handler,
+		},
+		{
+			MethodName: "GetAttr",
+			Handler:    _BrickService_GetAttr_Handler,
+		},
+		{
+			MethodName: "Lookup",
+			Handler:    _BrickService_Lookup_Handler,
+		},
+		{
+			MethodName: "ReadDir",
+			Handler:    _BrickService_ReadDir_Handler,
+		},
+		{
+			MethodName: "ReadInline",
+			Handler:    _BrickService_ReadInline_Handler,
+		},
+		{
+			MethodName: "ReadChunk",
+			Handler:    _BrickService_ReadChunk_Handler,
+		},
+		{
+			MethodName: "GetXattr",
+			Handler:    _BrickService_GetXattr_Handler,
+		},
+		{
+			MethodName: "ListXattr",
+			Handler:    _BrickService_ListXattr_Handler,
+		},
+		{
+			MethodName: "Statfs",
+			Handler:    _BrickService_Statfs_Handler,
+		},
+		{
+			MethodName: "Status",
+			Handler:    _BrickService_Status_Handler,
+		},
+		{
+			MethodName: "FetchChunk",
+			Handler:    _BrickService_FetchChunk_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
