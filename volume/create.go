@@ -126,7 +126,7 @@ func PlanCreate(s *State, req CreateRequest, id string, now int64) (*Volume, []s
 			}
 		}
 		seen = append(seen, placed{p.ID, clean})
-		v.Bricks = append(v.Bricks, Brick{ServerID: p.ID, Host: spec.Host, Path: clean, Subvolume: i / set})
+		v.Bricks = append(v.Bricks, Brick{ID: fmt.Sprintf("b%d", i), ServerID: p.ID, Host: spec.Host, Path: clean, Subvolume: i / set})
 	}
 	if set > 1 {
 		for sv := 0; sv < len(v.Bricks)/set; sv++ {

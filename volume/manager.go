@@ -66,9 +66,8 @@ type Manager struct {
 	cfg ManagerConfig
 	fsm *FSM
 
-	mu        sync.RWMutex
-	group     *raftgroup.Group
-	readyTerm uint64 // term in which this leader has applied everything
+	mu    sync.RWMutex
+	group *raftgroup.Group
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -122,12 +121,10 @@ func (m *Manager) open(bootstrap bool) error {
 		}
 	}
 	m.group = g
-	m.readyTerm = 0
 	return nil
 }
 
-// run founds the pool record once this member leads a new group, and
-// marks the leader ready for current reads once it has applied its log.
+// run founds the pool record once this member leads a new group.
 func (m *Manager) run() {
 	defer close(m.done)
 	t := time.NewTicker(100 * time.Millisecond)
@@ -138,25 +135,15 @@ func (m *Manager) run() {
 			return
 		case <-t.C:
 		}
-		m.mu.RLock()
-		g, ready := m.group, m.readyTerm
-		m.mu.RUnlock()
+		g := m.current()
 		if !g.IsLeader() {
 			continue
 		}
-		term := g.Term()
-		if ready != term {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := g.Barrier(ctx)
-			cancel()
-			if err != nil {
-				continue
-			}
-			m.mu.Lock()
-			if m.group == g {
-				m.readyTerm = term
-			}
-			m.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := g.LeaderReady(ctx)
+		cancel()
+		if err != nil {
+			continue
 		}
 		if st, _ := m.fsm.State(); st.PoolID == "" {
 			m.found(g)
@@ -216,16 +203,8 @@ func (m *Manager) LocalState() *State {
 
 // LeaderState returns the current state; leader only.
 func (m *Manager) LeaderState(ctx context.Context) (*State, error) {
-	m.mu.RLock()
-	g, ready := m.group, m.readyTerm
-	m.mu.RUnlock()
-	if !g.IsLeader() {
-		return nil, ErrNotLeader
-	}
-	if ready != g.Term() {
-		if err := g.Barrier(ctx); err != nil {
-			return nil, m.translate(err)
-		}
+	if err := m.current().LeaderReady(ctx); err != nil {
+		return nil, m.translate(err)
 	}
 	return m.LocalState(), nil
 }

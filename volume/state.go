@@ -95,6 +95,9 @@ type Volume struct {
 
 // Brick is one brick of a volume, in command-line order.
 type Brick struct {
+	// ID names the brick in its subvolume's Raft group: b0, b1, ... in
+	// command-line order; a replacement brick gets the next free number.
+	ID        string `json:"id"`
 	ServerID  string `json:"server_id"`
 	Host      string `json:"host"`
 	Path      string `json:"path"`

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -69,6 +70,11 @@ type Config struct {
 	TrailingLogs uint64
 	// NoSync skips fsync of the log; for tests of other packages only.
 	NoSync bool
+	// KeepFSMOnStart is for FSMs that persist their own state and know
+	// their last applied index: Raft then does not restore the latest
+	// snapshot at start, and replays only the log after it (the FSM skips
+	// entries it has applied already). Default false (in-memory FSMs).
+	KeepFSMOnStart bool
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -107,6 +113,9 @@ type Group struct {
 	raft      *raft.Raft
 	store     *raftstore.Store
 	transport *raft.NetworkTransport
+
+	mu        sync.Mutex
+	readyTerm uint64 // the term in which this leader has applied its log
 }
 
 // Open starts this member. It does not bootstrap: see Bootstrap.
@@ -169,6 +178,7 @@ func Open(cfg Config) (*Group, error) {
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.Logger = hl
+	rc.NoSnapshotRestoreOnStart = cfg.KeepFSMOnStart
 	r, err := raft.NewRaft(rc, cfg.FSM, cache, store, snaps, transport)
 	if err != nil {
 		transport.Close()
@@ -222,6 +232,36 @@ func (g *Group) Barrier(ctx context.Context) error {
 		timeout = time.Until(dl)
 	}
 	return translate(g.raft.Barrier(timeout).Error())
+}
+
+// LeaderReady returns nil when this member leads and its state machine has
+// applied every entry committed before its term began, so that reads from
+// the local state see every acknowledged write. Followers get
+// ErrNotLeader. The first call in a term waits for a barrier.
+//
+// Reads served this way rely on the leader lease: a leader cut off from
+// the majority steps down after LeaderLeaseTimeout, before any other
+// member can win an election (ElectionTimeout is longer).
+func (g *Group) LeaderReady(ctx context.Context) error {
+	if !g.IsLeader() {
+		return ErrNotLeader
+	}
+	term := g.raft.CurrentTerm()
+	g.mu.Lock()
+	ready := g.readyTerm == term
+	g.mu.Unlock()
+	if ready {
+		return nil
+	}
+	if err := g.Barrier(ctx); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	if g.readyTerm < term {
+		g.readyTerm = term
+	}
+	g.mu.Unlock()
+	return nil
 }
 
 // VerifyLeader confirms with a majority that this member still leads.
