@@ -48,6 +48,8 @@ proto:
 
 install: build
 	install -D -m 0755 $(BIN)/dfs $(DESTDIR)$(PREFIX)/bin/dfs
+	install -d $(DESTDIR)/sbin
+	ln -sf $(PREFIX)/bin/dfs $(DESTDIR)/sbin/mount.dfs
 
 run: build
 	$(BIN)/dfs dev

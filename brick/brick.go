@@ -1,27 +1,48 @@
 // Package brick is the storage side of dfs: a brick is one directory on a
-// server's local disk that belongs to one volume.
+// server's local disk that belongs to one volume, and one member of its
+// subvolume's replica set.
 //
-// This package prepares and checks brick directories (the volume marker
-// in BRICK/.dfs/volume-id, the counterpart of Gluster's volume-id xattr)
-// and runs a brick: a listener on the brick's own port serving the Brick
-// gRPC service. The data plane (the Pebble store, chunks, and the replica
-// set's Raft group) lives behind the same Brick type.
+// This package prepares and checks brick directories (dir.go: the volume
+// marker BRICK/.dfs/volume-id, the counterpart of Gluster's volume-id
+// xattr) and runs a brick: a listener on the brick's own port that carries
+// both the BrickService gRPC API and the Raft traffic of its subvolume
+// (pkg/mux), the brick store (brick/store: Pebble metadata, checksummed
+// chunk files) and the subvolume's Raft group (pkg/raftgroup) with the
+// store as its state machine.
 //
-// A Brick's methods may be called concurrently; Close stops it and waits
-// for its goroutines.
+// Every mutation is a Raft entry: the leader stamps the time, proposes,
+// and answers once the entry is committed on a majority and applied.
+// Reads are served by the leader from its store once it has applied every
+// entry of earlier terms (raftgroup.LeaderReady); a follower refuses with
+// FAILED_PRECONDITION and names the leader in the "dfs-leader" trailer.
+// A chunk whose checksum fails on the leader is fetched from another
+// member, verified, and rewritten locally before the read is answered.
+//
+// A Brick's methods may be called concurrently; Close stops it, handing
+// over Raft leadership first when it leads.
 package brick
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/dfsproject/dfs/brick/store"
 	"github.com/dfsproject/dfs/pkg/mux"
+	"github.com/dfsproject/dfs/pkg/raftgroup"
 	"github.com/dfsproject/dfs/proto/dfspb"
 )
+
+// raftTag marks a subvolume's Raft connections on the brick's port.
+const raftTag = 'R'
 
 // Config describes one brick to run.
 type Config struct {
@@ -31,22 +52,38 @@ type Config struct {
 	Path string
 	// Address is host:port to listen on. Required.
 	Address string
+	// ID names the brick in its subvolume's Raft group. Required.
+	ID string
+	// Members maps the id of every brick of the subvolume, this one
+	// included, to its address. Used to found the group on first start.
+	Members map[string]string
 	// Logger receives the brick's logs. Default: discard.
 	Logger *slog.Logger
+	// NoSync skips fsyncs (tests that measure nothing about durability).
+	NoSync bool
 }
 
 // Brick is a running brick.
 type Brick struct {
-	cfg  Config
-	ln   *mux.Listener
-	srv  *grpc.Server
-	done chan struct{}
+	cfg   Config
+	ln    *mux.Listener
+	srv   *grpc.Server
+	store *store.Store
+	group *raftgroup.Group
+	done  chan struct{}
+
+	peersMu sync.Mutex
+	peers   map[string]*grpc.ClientConn
 }
 
-// Start checks the brick directory and starts serving on cfg.Address.
-func Start(cfg Config) (*Brick, error) {
-	if cfg.VolumeID == "" || cfg.Path == "" || cfg.Address == "" {
-		return nil, fmt.Errorf("%w: brick config needs VolumeID, Path and Address", ErrBadPath)
+// Start checks the brick directory, opens its store and Raft group, and
+// starts serving on cfg.Address.
+func Start(cfg Config) (b *Brick, err error) {
+	if cfg.VolumeID == "" || cfg.Path == "" || cfg.Address == "" || cfg.ID == "" {
+		return nil, fmt.Errorf("%w: brick config needs VolumeID, Path, Address and ID", ErrBadPath)
+	}
+	if _, ok := cfg.Members[cfg.ID]; !ok {
+		return nil, fmt.Errorf("%w: brick %s is not among the subvolume's members", ErrBadPath, cfg.ID)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -54,33 +91,111 @@ func Start(cfg Config) (*Brick, error) {
 	if err := CheckMarker(cfg.Path, cfg.VolumeID); err != nil {
 		return nil, err
 	}
-	ln, err := mux.Listen(cfg.Address)
+	b = &Brick{cfg: cfg, done: make(chan struct{}), peers: map[string]*grpc.ClientConn{}}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+	b.ln, err = mux.Listen(cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("brick: listen on %s: %w", cfg.Address, err)
 	}
-	b := &Brick{cfg: cfg, ln: ln, srv: grpc.NewServer(), done: make(chan struct{})}
+	cleanup = append(cleanup, func() { b.ln.Close() })
+	scfg := store.DefaultConfig()
+	scfg.Dir = filepath.Join(cfg.Path, MetaDir, "store")
+	scfg.Logger = cfg.Logger
+	scfg.NoSync = cfg.NoSync
+	b.store, err = store.Open(scfg)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { b.store.Close() })
+	raftDir := filepath.Join(cfg.Path, MetaDir, "raft")
+	fresh := !raftgroup.HasState(raftDir)
+	b.group, err = raftgroup.Open(raftgroup.Config{
+		ID:             cfg.ID,
+		Address:        cfg.Address,
+		Dir:            raftDir,
+		FSM:            b.store,
+		Listener:       b.ln.Tagged(raftTag),
+		Dial:           func(addr string, timeout time.Duration) (net.Conn, error) { return mux.Dial(addr, raftTag, timeout) },
+		Logger:         cfg.Logger,
+		NoSync:         cfg.NoSync,
+		KeepFSMOnStart: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { b.group.Close() })
+	if fresh {
+		if err := b.group.Bootstrap(cfg.Members); err != nil {
+			return nil, fmt.Errorf("brick: found replica group: %w", err)
+		}
+	}
+	b.srv = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage))
 	dfspb.RegisterBrickServiceServer(b.srv, &service{b: b})
 	go func() {
 		defer close(b.done)
-		if err := b.srv.Serve(ln.Default()); err != nil {
+		if err := b.srv.Serve(b.ln.Default()); err != nil && !errors.Is(err, mux.ErrClosed) {
 			cfg.Logger.Warn("brick server stopped", "path", cfg.Path, "err", err)
 		}
 	}()
 	return b, nil
 }
 
-// Close stops serving.
+// maxMessage bounds one gRPC message: a chunk (1 MiB) with room to spare.
+const maxMessage = 8 << 20
+
+// Close stops serving, hands over leadership if held, and closes the
+// store.
 func (b *Brick) Close() error {
+	err := b.group.Close()
 	b.srv.Stop()
-	err := b.ln.Close()
+	b.ln.Close()
 	<-b.done
+	b.peersMu.Lock()
+	for _, c := range b.peers {
+		c.Close()
+	}
+	b.peersMu.Unlock()
+	if serr := b.store.Close(); err == nil {
+		err = serr
+	}
 	return err
+}
+
+// Role reports the brick's Raft role (Leader, Follower, Candidate) and
+// the leader's address as this brick knows it.
+func (b *Brick) Role() (role, leader string) {
+	_, leader = b.group.Leader()
+	return b.group.Stats()["state"], leader
+}
+
+// peer returns a client connection to another member.
+func (b *Brick) peer(addr string) (dfspb.BrickServiceClient, error) {
+	b.peersMu.Lock()
+	defer b.peersMu.Unlock()
+	c, ok := b.peers[addr]
+	if !ok {
+		var err error
+		c, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage)))
+		if err != nil {
+			return nil, err
+		}
+		b.peers[addr] = c
+	}
+	return dfspb.NewBrickServiceClient(c), nil
 }
 
 // Usage is what `volume status detail` shows of a brick's file system.
 type Usage struct {
-	TotalBytes, FreeBytes, TotalInodes, FreeInodes uint64
-	FSType, Device                                 string
+	TotalBytes, FreeBytes, AvailBytes, TotalInodes, FreeInodes uint64
+	FSType, Device                                             string
 }
 
 // DiskUsage reports the file system holding the brick.
@@ -94,7 +209,8 @@ func DiskUsage(path string) (Usage, error) {
 	}
 	u := Usage{
 		TotalBytes:  st.Blocks * uint64(st.Bsize),
-		FreeBytes:   st.Bavail * uint64(st.Bsize),
+		FreeBytes:   st.Bfree * uint64(st.Bsize),
+		AvailBytes:  st.Bavail * uint64(st.Bsize),
 		TotalInodes: st.Files,
 		FreeInodes:  st.Ffree,
 	}
@@ -102,11 +218,5 @@ func DiskUsage(path string) (Usage, error) {
 	return u, nil
 }
 
-type service struct {
-	dfspb.UnimplementedBrickServiceServer
-	b *Brick
-}
 
-func (s *service) Ping(context.Context, *dfspb.BrickPingRequest) (*dfspb.BrickPingResponse, error) {
-	return &dfspb.BrickPingResponse{VolumeId: s.b.cfg.VolumeID, Path: s.b.cfg.Path}, nil
-}
+func nowNs() int64 { return time.Now().UnixNano() }

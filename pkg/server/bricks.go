@@ -75,7 +75,10 @@ func (h *brickHost) reconcile(st *volume.State) {
 				VolumeID: v.ID,
 				Path:     b.Path,
 				Address:  net.JoinHostPort(host, strconv.Itoa(b.Port)),
+				ID:       b.ID,
+				Members:  members(st, v, b.Subvolume),
 				Logger:   h.s.cfg.Logger.With("volume", v.Name, "brick", b.Path),
+				NoSync:   h.s.cfg.NoSync,
 			})
 			if hb.err != nil {
 				h.s.cfg.Logger.Error("brick failed to start", "volume", v.Name, "brick", b.Path, "err", hb.err)
@@ -114,6 +117,9 @@ func (h *brickHost) states() []*dfspb.BrickState {
 		if hb.err != nil {
 			bs.Error = hb.err.Error()
 		}
+		if hb.b != nil {
+			bs.Role, bs.LeaderAddress = hb.b.Role()
+		}
 		if u, err := brick.DiskUsage(hb.path); err == nil {
 			bs.TotalBytes, bs.FreeBytes, bs.TotalInodes, bs.FreeInodes = u.TotalBytes, u.FreeBytes, u.TotalInodes, u.FreeInodes
 			bs.FsType, bs.Device = u.FSType, u.Device
@@ -134,4 +140,20 @@ func (h *brickHost) closeAll() {
 			hb.b.Close()
 		}
 	}
+}
+
+// members maps the brick ids of one subvolume to their addresses.
+func members(st *volume.State, v *volume.Volume, subvolume int) map[string]string {
+	out := map[string]string{}
+	for _, b := range v.Bricks {
+		if b.Subvolume != subvolume {
+			continue
+		}
+		host := b.Host
+		if p, ok := st.Peers[b.ServerID]; ok {
+			host = p.Host()
+		}
+		out[b.ID] = net.JoinHostPort(host, strconv.Itoa(b.Port))
+	}
+	return out
 }

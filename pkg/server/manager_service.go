@@ -529,7 +529,10 @@ func (s *Server) volumeStatus(ctx context.Context, req *dfspb.VolumeStatusReques
 			if rep, pid := s.tracker.brick(b.ServerID, v.ID, b.Path, now); rep != nil {
 				bs.Online, bs.Error = rep.Online, rep.Error
 				if rep.Online {
-					bs.Port, bs.Pid = rep.Port, pid
+					bs.Port, bs.Pid, bs.Role = rep.Port, pid, rep.Role
+					if rep.Role == "Leader" {
+						e.Subvolumes[b.Subvolume].Leader = b.Name()
+					}
 				}
 				if req.Detail {
 					bs.TotalBytes, bs.FreeBytes, bs.TotalInodes, bs.FreeInodes = rep.TotalBytes, rep.FreeBytes, rep.TotalInodes, rep.FreeInodes

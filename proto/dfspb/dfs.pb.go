@@ -3505,9 +3505,12 @@ func (x *ReadResponse) GetData() []byte {
 }
 
 type FetchChunkRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	File          []byte                 `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
-	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	File  []byte                 `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	Index uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// The member waits (briefly) until it has applied this Raft index, so
+	// that it answers with the version the asking leader has.
+	MinApplied    uint64 `protobuf:"varint,3,opt,name=min_applied,json=minApplied,proto3" json:"min_applied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3552,6 +3555,13 @@ func (x *FetchChunkRequest) GetFile() []byte {
 func (x *FetchChunkRequest) GetIndex() uint64 {
 	if x != nil {
 		return x.Index
+	}
+	return 0
+}
+
+func (x *FetchChunkRequest) GetMinApplied() uint64 {
+	if x != nil {
+		return x.MinApplied
 	}
 	return 0
 }
@@ -4234,10 +4244,12 @@ const file_dfs_proto_rawDesc = "" +
 	"\fReadResponse\x12*\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"=\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"^\n" +
 	"\x11FetchChunkRequest\x12\x12\n" +
 	"\x04file\x18\x01 \x01(\fR\x04file\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"\x95\x01\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x1f\n" +
+	"\vmin_applied\x18\x03 \x01(\x04R\n" +
+	"minApplied\"\x95\x01\n" +
 	"\x12FetchChunkResponse\x12*\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12%\n" +

@@ -1190,9 +1190,11 @@ func (x *CreateInodeCmd) GetAttr() *Attr {
 }
 
 // LinkCmd adds an entry only (second step of mkdir; rename across stores;
-// hard links). For a directory child the parent's nlink grows. Without
-// exclusive an existing entry is replaced as by rename (see RenameCmd for
-// target rules).
+// hard links). For a directory child the parent's nlink grows; the child's
+// own nlink is not touched (for a hard link the client sends AdjustLinkCmd
+// to the inode's store). Without exclusive an existing entry is replaced as
+// by rename (see RenameCmd for target rules). A retry naming the same child
+// is a success.
 type LinkCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Parent        []byte                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
