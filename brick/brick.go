@@ -218,5 +218,4 @@ func DiskUsage(path string) (Usage, error) {
 	return u, nil
 }
 
-
 func nowNs() int64 { return time.Now().UnixNano() }

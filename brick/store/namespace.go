@@ -315,12 +315,34 @@ func (t *txn) unlink(c *dfspb.UnlinkCmd) (*dfspb.StoreResult, error) {
 	if !found {
 		return nil, fmt.Errorf("%w: %q in %s", ErrNotFound, c.Name, parent)
 	}
+	if len(c.ExpectChild) > 0 {
+		want, err := parseID("expect_child", c.ExpectChild)
+		if err != nil {
+			return nil, err
+		}
+		if d.child != want {
+			return nil, fmt.Errorf("%w: %q in %s names %s now, not %s", ErrNotFound, c.Name, parent, d.child, want)
+		}
+	}
 	isDir := d.typ == dfspb.FileType_FILE_TYPE_DIR
 	switch {
 	case isDir && !c.ExpectDir:
 		return nil, fmt.Errorf("%w: %q", ErrIsDir, c.Name)
 	case !isDir && c.ExpectDir:
 		return nil, fmt.Errorf("%w: %q", ErrNotDir, c.Name)
+	case c.KeepInode:
+		if err := t.deleteDirent(parent, c.Name); err != nil {
+			return nil, err
+		}
+		if isDir && prec.Attr.Nlink > 2 {
+			prec.Attr.Nlink--
+		}
+		t.touch(prec.Attr, true)
+		if err := t.putInode(prec); err != nil {
+			return nil, err
+		}
+		rm := &dfspb.RemovedInode{Id: d.child[:], Type: d.typ, Locator: d.locator[:]}
+		return &dfspb.StoreResult{Removed: rm, Parent: prec.Attr}, nil
 	case isDir:
 		// The client sealed a remote directory before this; a local
 		// one is checked here.

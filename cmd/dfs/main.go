@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -51,7 +52,12 @@ func main() {
 		stderr:      os.Stderr,
 		interactive: isTerminal(os.Stdin),
 	}
-	code := c.run(context.Background(), os.Args[1:], os.Getenv)
+	var code int
+	if filepath.Base(os.Args[0]) == "mount.dfs" {
+		code = runMountHelper(context.Background(), c, os.Args[1:])
+	} else {
+		code = c.run(context.Background(), os.Args[1:], os.Getenv)
+	}
 	if c.conn != nil {
 		c.conn.Close()
 	}
@@ -99,6 +105,8 @@ var commands = []command{
 	{"volume set", "dfs volume set VOL KEY VALUE\n\nSet a volume option. 'dfs volume get VOL all' lists the options.", runVolumeSet},
 	{"volume get", "dfs volume get VOL KEY|all\n\nShow the value of one option or of every option; values not set are\nmarked (DEFAULT).", runVolumeGet},
 	{"volume reset", "dfs volume reset VOL [KEY|all]\n\nReturn one option, or every option, to its default.", runVolumeReset},
+	{"mount", mountUsage, runMount},
+	{"dev", devUsage, runDev},
 }
 
 const mainUsage = `Usage: dfs [--server HOST[:PORT]] [--json] [--timeout DURATION] COMMAND [ARGS]

@@ -1294,10 +1294,19 @@ func (x *LinkCmd) GetTargetSealed() bool {
 // the client must have sealed it (SealDirCmd) on its own store and drops it
 // there afterwards (DropInodeCmd).
 type UnlinkCmd struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Parent        []byte                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	ExpectDir     bool                   `protobuf:"varint,3,opt,name=expect_dir,json=expectDir,proto3" json:"expect_dir,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Parent    []byte                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	ExpectDir bool                   `protobuf:"varint,3,opt,name=expect_dir,json=expectDir,proto3" json:"expect_dir,omitempty"`
+	// keep_inode removes the entry only: the inode and its nlink are left
+	// alone (the second step of a rename across stores, where the entry has
+	// been linked under its new name already). For a directory child the
+	// parent's nlink still drops, and no emptiness check is made.
+	KeepInode bool `protobuf:"varint,4,opt,name=keep_inode,json=keepInode,proto3" json:"keep_inode,omitempty"`
+	// expect_child, when set, makes the unlink fail with NOT_FOUND unless
+	// the entry still names this inode (it may have been replaced since the
+	// client looked it up).
+	ExpectChild   []byte `protobuf:"bytes,5,opt,name=expect_child,json=expectChild,proto3" json:"expect_child,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1351,6 +1360,20 @@ func (x *UnlinkCmd) GetExpectDir() bool {
 		return x.ExpectDir
 	}
 	return false
+}
+
+func (x *UnlinkCmd) GetKeepInode() bool {
+	if x != nil {
+		return x.KeepInode
+	}
+	return false
+}
+
+func (x *UnlinkCmd) GetExpectChild() []byte {
+	if x != nil {
+		return x.ExpectChild
+	}
+	return nil
 }
 
 // SealDirCmd marks an empty directory as being removed: creates and links
@@ -2502,12 +2525,15 @@ const file_store_proto_rawDesc = "" +
 	"child_type\x18\x04 \x01(\x0e2\x10.dfs.v1.FileTypeR\tchildType\x12\x18\n" +
 	"\alocator\x18\x05 \x01(\fR\alocator\x12\x1c\n" +
 	"\texclusive\x18\x06 \x01(\bR\texclusive\x12#\n" +
-	"\rtarget_sealed\x18\a \x01(\bR\ftargetSealed\"V\n" +
+	"\rtarget_sealed\x18\a \x01(\bR\ftargetSealed\"\x98\x01\n" +
 	"\tUnlinkCmd\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
-	"expect_dir\x18\x03 \x01(\bR\texpectDir\"\x1e\n" +
+	"expect_dir\x18\x03 \x01(\bR\texpectDir\x12\x1d\n" +
+	"\n" +
+	"keep_inode\x18\x04 \x01(\bR\tkeepInode\x12!\n" +
+	"\fexpect_child\x18\x05 \x01(\fR\vexpectChild\"\x1e\n" +
 	"\n" +
 	"SealDirCmd\x12\x10\n" +
 	"\x03dir\x18\x01 \x01(\fR\x03dir\" \n" +

@@ -1,0 +1,96 @@
+package fuse
+
+import (
+	"context"
+	"errors"
+	"io"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	gofuse "github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/dfsproject/dfs/pkg/client"
+)
+
+// handle is an open regular file.
+type handle struct {
+	fsys *fsys
+	f    *client.File
+}
+
+var (
+	_ fs.FileReader    = (*handle)(nil)
+	_ fs.FileWriter    = (*handle)(nil)
+	_ fs.FileFlusher   = (*handle)(nil)
+	_ fs.FileFsyncer   = (*handle)(nil)
+	_ fs.FileReleaser  = (*handle)(nil)
+	_ fs.FileAllocater = (*handle)(nil)
+)
+
+// Read reads at off. It honours interrupts after interruptGrace (a read is
+// safe to abandon).
+func (h *handle) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
+	rctx, done := h.fsys.interruptible(ctx)
+	defer done()
+	n, err := h.f.ReadAt(rctx, dest, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, toErrno(err)
+	}
+	return gofuse.ReadResultData(dest[:n]), 0
+}
+
+// Write buffers data at off (copied; the kernel's buffer is reused).
+func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	mctx, cancel := h.fsys.mutation(ctx)
+	defer cancel()
+	n, err := h.f.WriteAt(mctx, data, off)
+	if err != nil {
+		return 0, toErrno(err)
+	}
+	return uint32(n), 0
+}
+
+// Flush commits buffered writes (close(2)); its error is close's.
+func (h *handle) Flush(ctx context.Context) syscall.Errno {
+	mctx, cancel := h.fsys.mutation(ctx)
+	defer cancel()
+	return toErrno(h.f.Flush(mctx))
+}
+
+// Fsync commits buffered writes.
+func (h *handle) Fsync(ctx context.Context, _ uint32) syscall.Errno {
+	mctx, cancel := h.fsys.mutation(ctx)
+	defer cancel()
+	return toErrno(h.f.Fsync(mctx))
+}
+
+// Release closes the file; the kernel ignores the result, so failures are
+// logged (Flush has reported them to close(2) already).
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	mctx, cancel := h.fsys.mutation(ctx)
+	defer cancel()
+	if err := h.f.Release(mctx); err != nil {
+		h.fsys.logger.Warn("release: buffered data lost", "id", h.f.Node().ID, "err", err)
+	}
+	return 0
+}
+
+// Allocate implements fallocate(2) mode 0 (and KEEP_SIZE) by extending the
+// file: dfs files are sparse and space is not reserved, so a later write
+// can still fail for lack of space. Other modes are not supported.
+func (h *handle) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
+	switch mode {
+	case 0:
+	case unix.FALLOC_FL_KEEP_SIZE:
+		return 0
+	default:
+		return syscall.EOPNOTSUPP
+	}
+	if end := off + size; end > h.f.Size() {
+		mctx, cancel := h.fsys.mutation(ctx)
+		defer cancel()
+		return toErrno(h.f.Truncate(mctx, end))
+	}
+	return 0
+}

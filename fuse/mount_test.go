@@ -1,0 +1,397 @@
+package fuse_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dfsproject/dfs/fuse"
+	"github.com/dfsproject/dfs/pkg/client"
+	"github.com/dfsproject/dfs/pkg/client/clienttest"
+)
+
+// tWriter routes log output to t.Log.
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// env is a fake volume mounted through FUSE, plus a second client on it.
+type env struct {
+	t     *testing.T
+	c     *clienttest.Cluster
+	vol   *client.Volume
+	other *client.Volume
+	mnt   string
+}
+
+func mountEnv(t *testing.T) *env {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("FUSE tests need root")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("no /dev/fuse: %v", err)
+	}
+	logger := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c := clienttest.Start(t, clienttest.Options{Logger: logger})
+	open := func() *client.Volume {
+		cfg := client.DefaultConfig()
+		cfg.Servers, cfg.Volume, cfg.Logger = c.Servers(), c.Volume, logger
+		v, err := client.Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatalf("client.Open: %v", err)
+		}
+		t.Cleanup(func() { _ = v.Close() })
+		return v
+	}
+	e := &env{t: t, c: c, vol: open(), other: open(), mnt: t.TempDir()}
+	opts := fuse.DefaultOptions()
+	opts.FsName = "test:/" + c.Volume
+	opts.Logger = logger
+	m, err := fuse.Mount(e.mnt, e.vol, opts)
+	if err != nil {
+		t.Fatalf("Mount: %v", err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := m.Unmount()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("unmount: %v", err)
+				_ = syscall.Unmount(e.mnt, syscall.MNT_DETACH)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		m.Wait()
+	})
+	return e
+}
+
+func randBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 7))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// readVia reads a file through the second client (what other mounts see).
+func (e *env) readVia(path string) []byte {
+	e.t.Helper()
+	rel, err := filepath.Rel(e.mnt, path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx := e.t.Context()
+	n := e.other.Root()
+	for _, part := range strings.Split(rel, "/") {
+		if n, _, err = e.other.Lookup(ctx, n, part); err != nil {
+			e.t.Fatalf("lookup %s: %v", part, err)
+		}
+	}
+	f, err := e.other.Open(ctx, n, os.O_RDONLY)
+	if err != nil {
+		e.t.Fatalf("open: %v", err)
+	}
+	defer f.Release(ctx)
+	buf := make([]byte, f.Size())
+	k, err := f.ReadAt(ctx, buf, 0)
+	if k != len(buf) {
+		e.t.Fatalf("read %d of %d bytes: %v", k, len(buf), err)
+	}
+	return buf
+}
+
+func TestFileSizes(t *testing.T) {
+	e := mountEnv(t)
+	for i, size := range []int{0, 1, 64 << 10, 64<<10 + 1, 3 << 20} {
+		path := filepath.Join(e.mnt, fmt.Sprintf("f%d", size))
+		data := randBytes(uint64(i), size)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatalf("write %d bytes: %v", size, err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("size %d: read back %d bytes, different", size, len(got))
+		}
+		if other := e.readVia(path); !bytes.Equal(other, data) {
+			t.Fatalf("size %d: other client reads %d bytes, different", size, len(other))
+		}
+		st, err := os.Stat(path)
+		if err != nil || st.Size() != int64(size) || st.Mode() != 0o644 {
+			t.Fatalf("stat: %v %v", st, err)
+		}
+	}
+}
+
+// TestSmallFileRounds: creating, writing and closing a small file through
+// the kernel costs two Raft commands (CreateEntry, WriteInline).
+func TestSmallFileRounds(t *testing.T) {
+	e := mountEnv(t)
+	applied := func() (n uint64) {
+		for _, sv := range e.c.Subvolumes {
+			n += sv.Applied()
+		}
+		return n
+	}
+	for i := range 5 {
+		before := applied()
+		if err := os.WriteFile(filepath.Join(e.mnt, fmt.Sprintf("small%d", i)), []byte("hello"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if n := applied() - before; n != 2 {
+			t.Fatalf("create-write-close took %d Raft commands, want 2", n)
+		}
+	}
+}
+
+func TestCopyTree(t *testing.T) {
+	e := mountEnv(t)
+	src := t.TempDir()
+	files := map[string]int{
+		"a.txt": 10, "empty": 0, "sub/b.bin": 200000, "sub/deeper/c": 70000,
+		"sub/deeper/d": 1 << 20, "other/e": 65536, "other/f": 3,
+	}
+	for name, size := range files {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, randBytes(uint64(size), size), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../a.txt", filepath.Join(src, "sub", "link")); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(e.mnt, "copy")
+	if out, err := exec.Command("cp", "-r", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp -r: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("diff", "-r", "--no-dereference", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("diff -r: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("cp", "-a", src, dst+"2").CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("diff", "-r", src, dst+"2").CombinedOutput(); err != nil {
+		t.Fatalf("diff -r after cp -a: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("rm", "-r", dst).CombinedOutput(); err != nil {
+		t.Fatalf("rm -r: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after rm -r: %v", err)
+	}
+}
+
+// TestListLarge: ls -l of 2,000 files needs no lookup per file.
+func TestListLarge(t *testing.T) {
+	e := mountEnv(t)
+	dir := filepath.Join(e.mnt, "many")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const count = 2000
+	var want []string
+	for i := range count {
+		name := fmt.Sprintf("file-%04d", i)
+		want = append(want, name)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(name), 0o644); err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+	}
+	// Let the kernel forget the entries it learned while creating them.
+	time.Sleep(1100 * time.Millisecond)
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0); err != nil {
+		t.Logf("drop_caches: %v", err)
+	}
+	calls := func() (n int64) {
+		for _, sv := range e.c.Subvolumes {
+			for _, b := range sv.Bricks {
+				n += b.Calls()
+			}
+		}
+		return n
+	}
+	before := calls()
+	out, err := exec.Command("ls", "-l", dir).Output()
+	if err != nil {
+		t.Fatalf("ls -l: %v", err)
+	}
+	rpcs := calls() - before
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != count+1 || !strings.HasPrefix(lines[0], "total") {
+		t.Fatalf("ls -l printed %d lines, want %d", len(lines), count+1)
+	}
+	var got []string
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		if f[0] != "-rw-r--r--" || f[4] != "9" {
+			t.Fatalf("ls -l line %q", l)
+		}
+		got = append(got, f[len(f)-1])
+	}
+	sort.Strings(got)
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("ls -l names differ")
+	}
+	t.Logf("ls -l of %d files: %d brick RPCs", count, rpcs)
+	if rpcs > count/10 {
+		t.Errorf("ls -l of %d files cost %d RPCs; readdirplus should make it a few", count, rpcs)
+	}
+}
+
+func TestNamesAndAttrs(t *testing.T) {
+	e := mountEnv(t)
+	long := filepath.Join(e.mnt, strings.Repeat("n", 256))
+	if _, err := os.Create(long); !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Fatalf("create with a 256-byte name: %v", err)
+	}
+	if err := os.Mkdir(long, 0o755); !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Fatalf("mkdir with a 256-byte name: %v", err)
+	}
+	ok := filepath.Join(e.mnt, strings.Repeat("n", 255))
+	if err := os.WriteFile(ok, nil, 0o600); err != nil {
+		t.Fatalf("create with a 255-byte name: %v", err)
+	}
+
+	// utimensat with nanoseconds, UTIME_OMIT and UTIME_NOW.
+	p := filepath.Join(e.mnt, "times")
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts := []unix.Timespec{{Sec: 1_000_000_000, Nsec: 123456789}, {Sec: 1_100_000_000, Nsec: 987654321}}
+	if err := unix.UtimesNano(p, ts); err != nil {
+		t.Fatalf("utimensat: %v", err)
+	}
+	var st unix.Stat_t
+	stat := func() {
+		t.Helper()
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stat()
+	if st.Atim != ts[0] || st.Mtim != ts[1] {
+		t.Fatalf("times %v %v, want %v", st.Atim, st.Mtim, ts)
+	}
+	before := time.Now().Add(-time.Second).Unix()
+	omitNow := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_NOW}}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, omitNow, 0); err != nil {
+		t.Fatalf("utimensat omit/now: %v", err)
+	}
+	stat()
+	if st.Atim != ts[0] || st.Mtim.Sec < before {
+		t.Fatalf("after OMIT/NOW: atime %v (want unchanged), mtime %v", st.Atim, st.Mtim)
+	}
+	if err := os.Chmod(p, 0o4711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, 123, 456); err != nil {
+		t.Fatal(err)
+	}
+	stat()
+	if st.Mode != syscall.S_IFREG|0o4711 && st.Mode != syscall.S_IFREG|0o711 || st.Uid != 123 || st.Gid != 456 {
+		t.Fatalf("mode %o uid %d gid %d", st.Mode, st.Uid, st.Gid)
+	}
+
+	// Special files.
+	if err := syscall.Mkfifo(filepath.Join(e.mnt, "fifo"), 0o600); err != nil {
+		t.Fatalf("mkfifo: %v", err)
+	}
+	if err := syscall.Mknod(filepath.Join(e.mnt, "dev"), syscall.S_IFCHR|0o600, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatalf("mknod: %v", err)
+	}
+	if err := unix.Stat(filepath.Join(e.mnt, "dev"), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+		t.Fatalf("device: %v mode %o rdev %x", err, st.Mode, st.Rdev)
+	}
+
+	// statfs.
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(e.mnt, &sfs); err != nil || sfs.Blocks == 0 || sfs.Namelen != 255 {
+		t.Fatalf("statfs: %v %+v", err, sfs)
+	}
+	// /proc/mounts shows the fsname and subtype.
+	mounts, _ := os.ReadFile("/proc/self/mounts")
+	if !strings.Contains(string(mounts), "test:/gv0 "+e.mnt+" fuse.dfs ") {
+		t.Errorf("mount not in /proc/self/mounts as test:/gv0 ... fuse.dfs")
+	}
+
+	// Truncate through the mount, growing and shrinking.
+	tp := filepath.Join(e.mnt, "trunc")
+	data := randBytes(9, 2<<20)
+	if err := os.WriteFile(tp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int64{3 << 20, 100, 70000, 0, 5} {
+		if err := os.Truncate(tp, size); err != nil {
+			t.Fatalf("truncate %d: %v", size, err)
+		}
+		got, err := os.ReadFile(tp)
+		if err != nil || int64(len(got)) != size {
+			t.Fatalf("after truncate %d: %d bytes, %v", size, len(got), err)
+		}
+	}
+}
+
+func TestRenameAcrossDirectories(t *testing.T) {
+	e := mountEnv(t)
+	// Enough directories that some pairs live on different subvolumes.
+	for i := range 8 {
+		d := filepath.Join(e.mnt, fmt.Sprintf("d%d", i))
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "f"), []byte(d), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	content := map[string]string{}
+	for i := range 8 {
+		d := filepath.Join(e.mnt, fmt.Sprintf("d%d", i))
+		content[filepath.Join(d, "f")] = d
+	}
+	for i := 1; i < 8; i++ {
+		from := filepath.Join(e.mnt, fmt.Sprintf("d%d", i-1), "f")
+		to := filepath.Join(e.mnt, fmt.Sprintf("d%d", i), "f")
+		if err := os.Rename(from, to); err != nil {
+			t.Fatalf("rename: %v", err)
+		}
+		content[to] = content[from]
+		delete(content, from)
+		if _, err := os.Stat(from); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("source after rename: %v", err)
+		}
+	}
+	for p, want := range content {
+		got, err := os.ReadFile(p)
+		if err != nil || string(got) != want {
+			t.Fatalf("%s: %q %v, want %q", p, got, err, want)
+		}
+	}
+
+}

@@ -1,0 +1,382 @@
+package fuse
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	gofuse "github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/dfsproject/dfs/pkg/client"
+	"github.com/dfsproject/dfs/proto/dfspb"
+)
+
+// node is one inode of the mounted volume.
+type node struct {
+	fs.Inode
+	fsys *fsys
+	cn   client.Node
+	// target is a symlink's target, known from the attributes that came
+	// with the node (targets never change).
+	target string
+}
+
+// Compile-time interface checks.
+var (
+	_ fs.InodeEmbedder      = (*node)(nil)
+	_ fs.NodeLookuper       = (*node)(nil)
+	_ fs.NodeGetattrer      = (*node)(nil)
+	_ fs.NodeSetattrer      = (*node)(nil)
+	_ fs.NodeCreater        = (*node)(nil)
+	_ fs.NodeOpener         = (*node)(nil)
+	_ fs.NodeMkdirer        = (*node)(nil)
+	_ fs.NodeMknoder        = (*node)(nil)
+	_ fs.NodeSymlinker      = (*node)(nil)
+	_ fs.NodeReadlinker     = (*node)(nil)
+	_ fs.NodeUnlinker       = (*node)(nil)
+	_ fs.NodeRmdirer        = (*node)(nil)
+	_ fs.NodeRenamer        = (*node)(nil)
+	_ fs.NodeOpendirHandler = (*node)(nil)
+	_ fs.NodeStatfser       = (*node)(nil)
+	_ fs.NodeGetxattrer     = (*node)(nil)
+	_ fs.NodeSetxattrer     = (*node)(nil)
+	_ fs.NodeListxattrer    = (*node)(nil)
+	_ fs.NodeRemovexattrer  = (*node)(nil)
+)
+
+// maxName is NAME_MAX.
+const maxName = 255
+
+// newChild returns the inode for cn (the bridge keeps one per inode
+// number) and fills out from attr.
+func (n *node) newChild(ctx context.Context, cn client.Node, attr *dfspb.Attr, out *gofuse.EntryOut) *fs.Inode {
+	child := &node{fsys: n.fsys, cn: cn}
+	if attr.Type == dfspb.FileType_FILE_TYPE_SYMLINK {
+		child.target = attr.Target
+	}
+	fillAttr(attr, &out.Attr)
+	return n.NewInode(ctx, child, fs.StableAttr{Mode: typeBits(cn.Type), Ino: inoOf(cn.ID), Gen: 1})
+}
+
+// caller returns the uid and gid of the process making the request.
+func caller(ctx context.Context) (uint32, uint32) {
+	if c, ok := gofuse.FromContext(ctx); ok {
+		return c.Uid, c.Gid
+	}
+	return 0, 0
+}
+
+// Lookup finds a child.
+func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if len(name) > maxName {
+		return nil, syscall.ENAMETOOLONG
+	}
+	rctx, done := n.fsys.interruptible(ctx)
+	defer done()
+	cn, attr, err := n.fsys.vol.Lookup(rctx, n.cn, name)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return n.newChild(ctx, cn, attr, out), 0
+}
+
+// Getattr reads attributes (with this client's unflushed writes).
+func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *gofuse.AttrOut) syscall.Errno {
+	rctx, done := n.fsys.interruptible(ctx)
+	defer done()
+	a, err := n.fsys.vol.GetAttr(rctx, n.cn)
+	if err != nil {
+		return toErrno(err)
+	}
+	fillAttr(a, &out.Attr)
+	return 0
+}
+
+// Setattr changes mode, owner, size and times. UTIME_NOW arrives as
+// FATTR_ATIME_NOW / FATTR_MTIME_NOW and is stamped by the subvolume
+// leader; UTIME_OMIT fields are simply absent from the mask.
+func (n *node) Setattr(ctx context.Context, _ fs.FileHandle, in *gofuse.SetAttrIn, out *gofuse.AttrOut) syscall.Errno {
+	var s client.SetAttrIn
+	if m, ok := in.GetMode(); ok {
+		s.Mask |= client.SetMode
+		s.Mode = m
+	}
+	if u, ok := in.GetUID(); ok {
+		s.Mask |= client.SetUID
+		s.UID = u
+	}
+	if g, ok := in.GetGID(); ok {
+		s.Mask |= client.SetGID
+		s.GID = g
+	}
+	if sz, ok := in.GetSize(); ok {
+		s.Mask |= client.SetSize
+		s.Size = sz
+	}
+	switch {
+	case in.Valid&gofuse.FATTR_ATIME_NOW != 0:
+		s.Mask |= client.SetAtimeNow
+	case in.Valid&gofuse.FATTR_ATIME != 0:
+		s.Mask |= client.SetAtime
+		s.Atime = time.Unix(int64(in.Atime), int64(in.Atimensec))
+	}
+	switch {
+	case in.Valid&gofuse.FATTR_MTIME_NOW != 0:
+		s.Mask |= client.SetMtimeNow
+	case in.Valid&gofuse.FATTR_MTIME != 0:
+		s.Mask |= client.SetMtime
+		s.Mtime = time.Unix(int64(in.Mtime), int64(in.Mtimensec))
+	}
+	mctx, cancel := n.fsys.mutation(ctx)
+	defer cancel()
+	a, err := n.fsys.vol.SetAttr(mctx, n.cn, s)
+	if err != nil {
+		return toErrno(err)
+	}
+	fillAttr(a, &out.Attr)
+	return 0
+}
+
+// Create creates (or, without O_EXCL, opens) a regular file.
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *gofuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	if len(name) > maxName {
+		return nil, nil, 0, syscall.ENAMETOOLONG
+	}
+	uid, gid := caller(ctx)
+	mctx, cancel := n.fsys.mutation(ctx)
+	defer cancel()
+	vol := n.fsys.vol
+	cn, attr, err := vol.Create(mctx, n.cn, name, mode&0o7777, uid, gid, flags&syscall.O_EXCL != 0)
+	if err != nil {
+		return nil, nil, 0, toErrno(err)
+	}
+	if cn.Type == dfspb.FileType_FILE_TYPE_DIR {
+		return nil, nil, 0, syscall.EISDIR
+	}
+	if attr.Size == 0 {
+		// creat(2) passes O_TRUNC; a new (or empty) file needs no
+		// truncation, and skipping it keeps create-write-close at two
+		// Raft rounds.
+		flags &^= syscall.O_TRUNC
+	}
+	f, err := vol.OpenFresh(mctx, cn, attr, int(flags))
+	if err != nil {
+		return nil, nil, 0, toErrno(err)
+	}
+	if f.Size() != attr.Size {
+		a, err := vol.GetAttr(mctx, cn)
+		if err == nil {
+			attr = a
+		}
+	}
+	return n.newChild(ctx, cn, attr, out), &handle{fsys: n.fsys, f: f}, 0, 0
+}
+
+// Open opens a regular file.
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	openCtx, done := n.fsys.interruptible(ctx)
+	defer done()
+	if flags&syscall.O_TRUNC != 0 {
+		mctx, cancel := n.fsys.mutation(ctx)
+		defer cancel()
+		openCtx = mctx
+	}
+	f, err := n.fsys.vol.Open(openCtx, n.cn, int(flags))
+	if err != nil {
+		return nil, 0, toErrno(err)
+	}
+	return &handle{fsys: n.fsys, f: f}, 0, 0
+}
+
+// Mkdir creates a directory.
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if len(name) > maxName {
+		return nil, syscall.ENAMETOOLONG
+	}
+	uid, gid := caller(ctx)
+	mctx, cancel := n.fsys.mutation(ctx)
+	defer cancel()
+	cn, attr, err := n.fsys.vol.Mkdir(mctx, n.cn, name, mode&0o7777, uid, gid)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return n.newChild(ctx, cn, attr, out), 0
+}
+
+// Mknod creates a FIFO, socket, device or empty regular file.
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if len(name) > maxName {
+		return nil, syscall.ENAMETOOLONG
+	}
+	typ, ok := fileType(mode)
+	if !ok {
+		return nil, syscall.EINVAL
+	}
+	uid, gid := caller(ctx)
+	mctx, cancel := n.fsys.mutation(ctx)
+	defer cancel()
+	cn, attr, err := n.fsys.vol.Mknod(mctx, n.cn, name, typ, mode&0o7777, uint64(dev), uid, gid)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return n.newChild(ctx, cn, attr, out), 0
+}
+
+// Symlink creates a symbolic link.
+func (n *node) Symlink(ctx context.Context, target, name string, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if len(name) > maxName {
+		return nil, syscall.ENAMETOOLONG
+	}
+	uid, gid := caller(ctx)
+	mctx, cancel := n.fsys.mutation(ctx)
+	defer cancel()
+	cn, attr, err := n.fsys.vol.Symlink(mctx, n.cn, name, target, uid, gid)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return n.newChild(ctx, cn, attr, out), 0
+}
+
+// Readlink returns a symlink's target.
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	if n.target != "" {
+		return []byte(n.target), 0
+	}
+	rctx, done := n.fsys.interruptible(ctx)
+	defer done()
+	t, err := n.fsys.vol.Readlink(rctx, n.cn)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return []byte(t), 0
+}
+
+// Unlink removes a non-directory.
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	mctx, cancel := n.fsys.mutation(ctx)
+	defer cancel()
+	return toErrno(n.fsys.vol.Unlink(mctx, n.cn, name))
+}
+
+// Rmdir removes an empty directory.
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	mctx, cancel := n.fsys.mutation(ctx)
+	defer cancel()
+	return toErrno(n.fsys.vol.Rmdir(mctx, n.cn, name))
+}
+
+// Rename moves an entry (flags: RENAME_NOREPLACE, RENAME_EXCHANGE).
+func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	np, ok := newParent.(*node)
+	if !ok {
+		return syscall.EXDEV
+	}
+	mctx, cancel := n.fsys.mutation(ctx)
+	defer cancel()
+	return toErrno(n.fsys.vol.Rename(mctx, n.cn, name, np.cn, newName, flags))
+}
+
+// OpendirHandle opens a directory for reading.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if n.cn.Type != dfspb.FileType_FILE_TYPE_DIR {
+		return nil, 0, syscall.ENOTDIR
+	}
+	return &dirHandle{dir: n, base: firstEntry}, 0, 0
+}
+
+// Statfs reports the volume's space: the sum over subvolumes.
+func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) syscall.Errno {
+	rctx, done := n.fsys.interruptible(ctx)
+	defer done()
+	s, err := n.fsys.vol.Statfs(rctx)
+	if err != nil {
+		return toErrno(err)
+	}
+	const bsize = 4096
+	out.Bsize, out.Frsize = bsize, bsize
+	out.Blocks, out.Bfree, out.Bavail = s.TotalBytes/bsize, s.FreeBytes/bsize, s.AvailBytes/bsize
+	out.Files, out.Ffree = s.TotalInodes, s.FreeInodes
+	out.NameLen = maxName
+	return 0
+}
+
+// unsupportedXattr reports the attributes dfs does not keep, answered
+// without an RPC (as Gluster's FUSE client does without its acl, selinux
+// and capability options): POSIX ACLs (the kernel does not enforce them on
+// this mount), SELinux labels (no policy labels dfs from xattrs) and file
+// capabilities. They are asked for constantly: ls -l reads the first two
+// on every file, and the kernel reads security.capability before every
+// write(2) to a FUSE file; answering locally keeps ls -l at one RPC per
+// page and small writes free of RPCs.
+func unsupportedXattr(name string) bool {
+	switch name {
+	case "system.posix_acl_access", "system.posix_acl_default", "security.selinux", "security.capability":
+		return true
+	}
+	return false
+}
+
+// Getxattr reads an extended attribute; with a too small dest it returns
+// the size and ERANGE (the bridge turns that into the size query's answer).
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if unsupportedXattr(attr) {
+		return 0, syscall.ENODATA
+	}
+	rctx, done := n.fsys.interruptible(ctx)
+	defer done()
+	v, err := n.fsys.vol.GetXattr(rctx, n.cn, attr)
+	if err != nil {
+		return 0, toErrno(err)
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+// Setxattr sets an extended attribute (flags XATTR_CREATE, XATTR_REPLACE).
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if unsupportedXattr(attr) {
+		return syscall.EOPNOTSUPP
+	}
+	mctx, cancel := n.fsys.mutation(ctx)
+	defer cancel()
+	err := n.fsys.vol.SetXattr(mctx, n.cn, attr, data, flags)
+	if errors.Is(err, client.ErrTooBig) {
+		return syscall.E2BIG // setxattr(2)'s errno for a value too large
+	}
+	return toErrno(err)
+}
+
+// Listxattr lists extended attribute names, NUL-terminated.
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	rctx, done := n.fsys.interruptible(ctx)
+	defer done()
+	names, err := n.fsys.vol.ListXattr(rctx, n.cn)
+	if err != nil {
+		return 0, toErrno(err)
+	}
+	size := 0
+	for _, nm := range names {
+		size += len(nm) + 1
+	}
+	if len(dest) < size {
+		return uint32(size), syscall.ERANGE
+	}
+	off := 0
+	for _, nm := range names {
+		off += copy(dest[off:], nm)
+		dest[off] = 0
+		off++
+	}
+	return uint32(size), 0
+}
+
+// Removexattr removes an extended attribute.
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	mctx, cancel := n.fsys.mutation(ctx)
+	defer cancel()
+	return toErrno(n.fsys.vol.RemoveXattr(mctx, n.cn, attr))
+}

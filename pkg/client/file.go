@@ -1,0 +1,410 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dfsproject/dfs/pkg/layout"
+	"github.com/dfsproject/dfs/proto/dfspb"
+)
+
+// MaxFileSize is the largest file size the client accepts (1 PiB).
+const MaxFileSize = 1 << 50
+
+// File is an open regular file. Its methods may be called concurrently.
+// Every File of one inode opened through the same Volume shares one write
+// buffer, so each sees the others' writes at once; other Volumes (other
+// clients) see them after Flush (close-to-open consistency).
+type File struct {
+	st       *openInode
+	writable bool
+	released atomic.Bool
+}
+
+// openInode is the state shared by the Files of one inode in a Volume:
+// the buffered writes and what is known of the committed size.
+type openInode struct {
+	v    *Volume
+	node Node
+	refs int // guarded by v.openMu
+
+	mu   sync.Mutex
+	cond *sync.Cond // on mu; signalled when a chunk write ends
+
+	// attr is the newest attributes seen; version is theirs.
+	attr    *dfspb.Attr
+	version uint64
+	// remoteSize and remoteChunked are the committed size and data
+	// placement as last seen.
+	remoteSize    uint64
+	remoteChunked bool
+	// size is the file size including buffered writes. chunked says
+	// where the data goes: chunks (committed so, or decided here because
+	// the file outgrew InlineMax) or inline.
+	size    uint64
+	chunked bool
+	mtimeNs int64 // local clock of the last buffered write
+
+	dirty    map[uint64]*chunkBuf // chunk index -> unflushed writes
+	inflight map[uint64]*chunkBuf // chunk index -> being written
+	running  int                  // chunk writes in flight
+	buffered int                  // bytes held by dirty and inflight buffers
+	// uncommitted: chunks were written, or the size grew, since the last
+	// CommitSize/WriteInline.
+	uncommitted bool
+	// werr is the first failed background chunk write; every later
+	// Flush reports it (the file's data is incomplete).
+	werr error
+	// removed: the file was deleted; buffered data is dropped.
+	removed bool
+}
+
+// Open opens the regular file n. flags are open(2) flags: O_WRONLY or
+// O_RDWR make it writable, O_TRUNC truncates it. It fetches fresh
+// attributes (close-to-open consistency).
+func (v *Volume) Open(ctx context.Context, n Node, flags int) (*File, error) {
+	switch n.Type {
+	case dfspb.FileType_FILE_TYPE_FILE:
+	case dfspb.FileType_FILE_TYPE_DIR:
+		return nil, fmt.Errorf("open: %w", ErrIsDir)
+	default:
+		return nil, fmt.Errorf("%w: open of a %v", ErrInvalid, n.Type)
+	}
+	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	if writable && v.cfg.ReadOnly {
+		return nil, fmt.Errorf("%w: open for writing", ErrReadOnly)
+	}
+	attr, err := v.getAttr(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return v.openFile(ctx, n, attr, writable, flags)
+}
+
+// OpenFresh is Open for a file whose attributes the caller received from
+// this Volume a moment ago (from Create or Lookup): it saves Open's
+// GetAttr. attr must be n's.
+func (v *Volume) OpenFresh(ctx context.Context, n Node, attr *dfspb.Attr, flags int) (*File, error) {
+	if n.Type != dfspb.FileType_FILE_TYPE_FILE || attr == nil {
+		return v.Open(ctx, n, flags)
+	}
+	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	if writable && v.cfg.ReadOnly {
+		return nil, fmt.Errorf("%w: open for writing", ErrReadOnly)
+	}
+	return v.openFile(ctx, n, attr, writable, flags)
+}
+
+func (v *Volume) openFile(ctx context.Context, n Node, attr *dfspb.Attr, writable bool, flags int) (*File, error) {
+	f := &File{st: v.acquire(n, attr), writable: writable}
+	if writable && flags&syscall.O_TRUNC != 0 {
+		if _, err := f.st.truncate(ctx, 0); err != nil {
+			_ = f.Release(ctx)
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// acquire returns the shared state of n, creating it from attr.
+func (v *Volume) acquire(n Node, attr *dfspb.Attr) *openInode {
+	v.openMu.Lock()
+	st := v.open[n.ID]
+	if st == nil {
+		st = &openInode{v: v, node: n, dirty: make(map[uint64]*chunkBuf), inflight: make(map[uint64]*chunkBuf)}
+		st.cond = sync.NewCond(&st.mu)
+		v.open[n.ID] = st
+	}
+	st.refs++
+	v.openMu.Unlock()
+	st.mu.Lock()
+	st.adopt(attr)
+	st.mu.Unlock()
+	return st
+}
+
+// lookupOpen returns the shared state of id if some File of it is open.
+func (v *Volume) lookupOpen(id layout.ID) *openInode {
+	v.openMu.Lock()
+	defer v.openMu.Unlock()
+	return v.open[id]
+}
+
+// overlayOpen returns a with the size and mtime of buffered writes when a
+// File of it is open, after letting that state learn from a. a is not
+// modified. It must not be called with an openInode's mutex held.
+func (v *Volume) overlayOpen(a *dfspb.Attr) *dfspb.Attr {
+	if a == nil || a.Type != dfspb.FileType_FILE_TYPE_FILE {
+		return a
+	}
+	id, err := parseID(a.Id)
+	if err != nil {
+		return a
+	}
+	st := v.lookupOpen(id)
+	if st == nil {
+		return a
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.adopt(a)
+	if st.size == a.Size {
+		return a
+	}
+	c := proto.Clone(a).(*dfspb.Attr)
+	c.Size = st.size
+	c.MtimeNs = max(c.MtimeNs, st.mtimeNs)
+	return c
+}
+
+// lastAttr returns the last attributes seen of id while a File of it is
+// open, with no link left: what fstat(2) of a file removed while open
+// reports. nil if it is not open.
+func (v *Volume) lastAttr(id layout.ID) *dfspb.Attr {
+	st := v.lookupOpen(id)
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.attr == nil {
+		return nil
+	}
+	c := proto.Clone(st.attr).(*dfspb.Attr)
+	c.Nlink, c.Size = 0, st.size
+	return c
+}
+
+// flushOpen commits the buffered writes of id, if it is open.
+func (v *Volume) flushOpen(ctx context.Context, id layout.ID) error {
+	if st := v.lookupOpen(id); st != nil {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.flushLocked(ctx)
+	}
+	return nil
+}
+
+// forgetOpen drops the buffered writes of a deleted file.
+func (v *Volume) forgetOpen(id layout.ID) {
+	if st := v.lookupOpen(id); st != nil {
+		st.mu.Lock()
+		st.removed = true
+		st.dropAfter(0)
+		st.uncommitted = false
+		st.mu.Unlock()
+	}
+}
+
+// adopt learns committed attributes newer than those seen. While nothing
+// is buffered the size follows them; otherwise it is at least theirs.
+// Callers hold mu.
+func (st *openInode) adopt(a *dfspb.Attr) {
+	if a == nil || a.Version < st.version {
+		return
+	}
+	st.version, st.attr = a.Version, a
+	st.remoteSize, st.remoteChunked = a.Size, a.Chunked
+	if st.idle() {
+		st.size, st.chunked = a.Size, a.Chunked
+		return
+	}
+	st.size = max(st.size, a.Size)
+	st.chunked = st.chunked || a.Chunked
+}
+
+// idle reports that nothing is buffered, in flight or uncommitted.
+func (st *openInode) idle() bool {
+	return len(st.dirty) == 0 && st.running == 0 && !st.uncommitted
+}
+
+// Node returns the file's node.
+func (f *File) Node() Node { return f.st.node }
+
+// Size returns the file's size as this Volume knows it, buffered writes
+// included.
+func (f *File) Size() uint64 {
+	f.st.mu.Lock()
+	defer f.st.mu.Unlock()
+	return f.st.size
+}
+
+// ReadAt reads len(p) bytes at off, as io.ReaderAt: fewer only at the end of
+// the file, with io.EOF. It sees this Volume's buffered writes. Holes read
+// as zeros.
+func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%w: negative offset", ErrInvalid)
+	}
+	return f.st.read(ctx, p, off)
+}
+
+// WriteAt buffers p at off. The data is written to the bricks when a chunk
+// is full, when the buffer passes Config.WriteBuffer, and on Flush, Fsync
+// and Release; a failed background write makes every later Flush of the
+// file fail.
+func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if !f.writable {
+		return 0, fmt.Errorf("%w: file not open for writing", ErrInvalid)
+	}
+	if off < 0 || uint64(off)+uint64(len(p)) > MaxFileSize {
+		return 0, fmt.Errorf("%w: write past %d bytes", ErrTooBig, uint64(MaxFileSize))
+	}
+	return f.st.write(ctx, p, off)
+}
+
+// Truncate sets the file's size, committing buffered writes first.
+func (f *File) Truncate(ctx context.Context, size uint64) error {
+	if !f.writable {
+		return fmt.Errorf("%w: file not open for writing", ErrInvalid)
+	}
+	_, err := f.st.truncate(ctx, size)
+	return err
+}
+
+// Flush writes the buffered data and commits the file's size and mtime
+// (for a small file: one WriteInline carrying data and size). It is what
+// close(2) does.
+func (f *File) Flush(ctx context.Context) error {
+	f.st.mu.Lock()
+	defer f.st.mu.Unlock()
+	return f.st.flushLocked(ctx)
+}
+
+// Fsync is Flush: a commit is on a majority of the subvolume's disks when
+// it returns.
+func (f *File) Fsync(ctx context.Context) error { return f.Flush(ctx) }
+
+// Release flushes and closes the file. Buffered data that cannot be
+// written is dropped and the error returned. A second Release is a no-op.
+func (f *File) Release(ctx context.Context) error {
+	if f.released.Swap(true) {
+		return nil
+	}
+	err := f.Flush(ctx)
+	v := f.st.v
+	v.openMu.Lock()
+	f.st.refs--
+	if f.st.refs == 0 {
+		delete(v.open, f.st.node.ID)
+	}
+	v.openMu.Unlock()
+	return err
+}
+
+// truncate implements SetAttr's size change: through the open state if the
+// file is open here, directly otherwise.
+func (v *Volume) truncate(ctx context.Context, n Node, size uint64) (*dfspb.Attr, error) {
+	switch {
+	case n.Type == dfspb.FileType_FILE_TYPE_DIR:
+		return nil, fmt.Errorf("truncate: %w", ErrIsDir)
+	case n.Type != dfspb.FileType_FILE_TYPE_FILE:
+		return nil, fmt.Errorf("%w: truncate of a %v", ErrInvalid, n.Type)
+	case size > MaxFileSize:
+		return nil, fmt.Errorf("%w: truncate to %d bytes", ErrTooBig, size)
+	}
+	if st := v.lookupOpen(n.ID); st != nil {
+		return st.truncate(ctx, size)
+	}
+	a, err := v.getAttr(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return v.truncateRemote(ctx, n, a, size)
+}
+
+// truncate drops buffered data past size, commits the rest and truncates
+// the committed file.
+func (st *openInode) truncate(ctx context.Context, size uint64) (*dfspb.Attr, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for st.running > 0 {
+		st.cond.Wait()
+	}
+	st.dropAfter(size)
+	if err := st.flushLocked(ctx); err != nil {
+		return nil, err
+	}
+	cur := &dfspb.Attr{Size: st.remoteSize, Chunked: st.remoteChunked}
+	a, err := st.v.truncateRemote(ctx, st.node, cur, size)
+	if err != nil {
+		return nil, err
+	}
+	st.adopt(a)
+	st.size, st.chunked = a.Size, a.Chunked
+	return a, nil
+}
+
+// dropAfter drops dirty data at and past file offset size. Callers hold
+// mu and have waited for chunk writes in flight.
+func (st *openInode) dropAfter(size uint64) {
+	for idx, b := range st.dirty {
+		start := idx * ChunkSize
+		switch {
+		case start >= size:
+			st.buffered -= cap(b.data)
+			delete(st.dirty, idx)
+		case start+ChunkSize > size:
+			st.buffered += b.truncate(int(size - start))
+			if len(b.ext) == 0 {
+				delete(st.dirty, idx)
+			}
+		}
+	}
+}
+
+// truncateRemote changes the committed size of file n from cur (its size
+// and placement) to size. Inline files stay inline up to InlineMax; an
+// inline file growing past it moves its data to chunk 0 and becomes
+// chunked. A chunked file shrinking loses its chunks past the new end on
+// every subvolume and has its boundary chunk cut, before the size is set
+// (so that old data never reappears past the end).
+func (v *Volume) truncateRemote(ctx context.Context, n Node, cur *dfspb.Attr, size uint64) (*dfspb.Attr, error) {
+	sub := v.subOfDir(n.Locator)
+	setSize := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_SetAttr{SetAttr: &dfspb.SetAttrCmd{
+		Id: n.ID[:], Mask: uint32(dfspb.SetAttrMask_SET_ATTR_MASK_SIZE), Size: size,
+	}}}
+	if !cur.Chunked && size > InlineMax {
+		if cur.Size > 0 {
+			data, err := v.readInline(ctx, n, 0, int(cur.Size))
+			if err != nil {
+				return nil, err
+			}
+			if len(data) > 0 {
+				cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_WriteChunk{WriteChunk: &dfspb.WriteChunkCmd{File: n.ID[:], Index: 0, Data: data}}}
+				if _, _, err := v.mutate(ctx, v.subOfChunk(n.ID, 0), "truncate", cmd); err != nil {
+					return nil, err
+				}
+			}
+		}
+		cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_CommitSize{CommitSize: &dfspb.CommitSizeCmd{Id: n.ID[:], Size: size, Exact: true, Chunked: true}}}
+		res, _, err := v.mutate(ctx, sub, "truncate", cmd)
+		if err != nil {
+			return nil, err
+		}
+		return res.GetAttr(), nil
+	}
+	if cur.Chunked && size < cur.Size {
+		if err := v.deleteChunks(ctx, n.ID, (size+ChunkSize-1)/ChunkSize); err != nil {
+			return nil, err
+		}
+		if rest := size % ChunkSize; rest != 0 {
+			idx := size / ChunkSize
+			cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_TruncateChunk{TruncateChunk: &dfspb.TruncateChunkCmd{File: n.ID[:], Index: idx, Length: uint32(rest)}}}
+			if _, _, err := v.mutate(ctx, v.subOfChunk(n.ID, idx), "truncate", cmd); err != nil && !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+		}
+	}
+	res, _, err := v.mutate(ctx, sub, "truncate", setSize)
+	if err != nil {
+		return nil, err
+	}
+	return res.GetAttr(), nil
+}

@@ -1,0 +1,410 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dfsproject/dfs/pkg/layout"
+	"github.com/dfsproject/dfs/proto/dfspb"
+)
+
+// write buffers p at off (see File.WriteAt).
+func (st *openInode) write(ctx context.Context, p []byte, off int64) (int, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	limit := st.v.cfg.WriteBuffer
+	for st.buffered+len(p) > limit && (len(st.dirty) > 0 || st.running > 0) {
+		if !st.chunked {
+			break // an inline file holds at most InlineMax
+		}
+		st.pump(true)
+		if st.running == 0 {
+			break
+		}
+		st.cond.Wait()
+	}
+	end := uint64(off) + uint64(len(p))
+	if !st.chunked && end > InlineMax {
+		if err := st.toChunks(ctx); err != nil {
+			return 0, err
+		}
+	}
+	bufLimit, eager := ChunkSize, st.chunked
+	if !st.chunked {
+		bufLimit = InlineMax
+	}
+	for done := 0; done < len(p); {
+		pos := uint64(off) + uint64(done)
+		idx, coff := pos/ChunkSize, int(pos%ChunkSize)
+		n := min(len(p)-done, ChunkSize-coff)
+		b := st.dirty[idx]
+		if b == nil {
+			b = &chunkBuf{}
+			st.dirty[idx] = b
+		}
+		st.buffered += b.write(coff, p[done:done+n], bufLimit, eager)
+		done += n
+	}
+	st.size = max(st.size, end)
+	st.mtimeNs = time.Now().UnixNano()
+	st.uncommitted = true
+	st.removed = false
+	if st.chunked {
+		st.pump(false)
+	}
+	return len(p), nil
+}
+
+// toChunks switches an inline file to chunks because it outgrows
+// InlineMax: committed inline data goes under the dirty data of chunk 0,
+// to be written with it; the next commit marks the file chunked. Callers
+// hold mu.
+func (st *openInode) toChunks(ctx context.Context) error {
+	if st.remoteSize > 0 && !st.remoteChunked {
+		data, err := st.v.readInline(ctx, st.node, 0, int(min(st.remoteSize, InlineMax)))
+		if err != nil {
+			return err
+		}
+		b := st.dirty[0]
+		if b == nil {
+			b = &chunkBuf{}
+			st.dirty[0] = b
+		}
+		st.buffered += b.fillUnder(0, data, ChunkSize)
+	}
+	st.chunked = true
+	return nil
+}
+
+// pump starts background writes of dirty chunks that are not already
+// being written, up to Config.FlushParallelism at once: all of them with
+// all set, otherwise only full ones. Callers hold mu; st.chunked is set.
+func (st *openInode) pump(all bool) {
+	if len(st.dirty) == 0 {
+		return
+	}
+	idxs := make([]uint64, 0, len(st.dirty))
+	for idx, b := range st.dirty {
+		if _, busy := st.inflight[idx]; !busy && (all || b.full(ChunkSize)) {
+			idxs = append(idxs, idx)
+		}
+	}
+	slices.Sort(idxs)
+	for _, idx := range idxs {
+		if st.running >= st.v.cfg.FlushParallelism {
+			return
+		}
+		b := st.dirty[idx]
+		delete(st.dirty, idx)
+		st.inflight[idx] = b
+		st.running++
+		st.v.wg.Add(1)
+		go st.writeBack(idx, b)
+	}
+}
+
+// writeBack writes one chunk buffer in the background.
+func (st *openInode) writeBack(idx uint64, b *chunkBuf) {
+	defer st.v.wg.Done()
+	err := st.v.writeChunk(st.v.bg, st.node.ID, idx, b)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.inflight, idx)
+	st.running--
+	st.buffered -= cap(b.data)
+	if err != nil && st.werr == nil {
+		st.werr = err
+	}
+	st.cond.Broadcast()
+	if err == nil {
+		st.pump(false)
+	}
+}
+
+// writeChunk writes the dirty extents of one chunk buffer.
+func (v *Volume) writeChunk(ctx context.Context, file layout.ID, idx uint64, b *chunkBuf) error {
+	sub := v.subOfChunk(file, idx)
+	for _, e := range b.ext {
+		cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_WriteChunk{WriteChunk: &dfspb.WriteChunkCmd{
+			File: file[:], Index: idx, Offset: uint32(e.off), Data: b.bytes(e),
+		}}}
+		if _, _, err := v.mutate(ctx, sub, "write", cmd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flushLocked writes every buffered byte and commits the size: for a
+// chunked file the chunk writes (in parallel) then one CommitSize; for an
+// inline file one WriteInline carrying data and size. Callers hold mu.
+func (st *openInode) flushLocked(ctx context.Context) error {
+	if st.removed {
+		return nil
+	}
+	var err error
+	if st.chunked {
+		err = st.commitChunks(ctx)
+	} else {
+		err = st.commitInline(ctx)
+	}
+	if errors.Is(err, ErrNotFound) {
+		// Deleted under us: its data goes with it.
+		st.v.logger.Debug("flush of a deleted file; dropping its data", "id", st.node.ID)
+		st.removed = true
+		st.dropAfter(0)
+		st.uncommitted = false
+		if st.chunked {
+			if err := st.v.deleteChunks(ctx, st.node.ID, 0); err != nil {
+				st.v.logger.Warn("could not delete chunks of a deleted file; fsck will find them", "id", st.node.ID, "err", err)
+			}
+		}
+		return nil
+	}
+	return err
+}
+
+func (st *openInode) commitChunks(ctx context.Context) error {
+	for {
+		st.pump(true)
+		if len(st.dirty) == 0 && st.running == 0 {
+			break
+		}
+		st.cond.Wait()
+	}
+	if st.werr != nil {
+		// Sticky: committing the size now would expose the lost data
+		// as zeros.
+		return st.werr
+	}
+	if !st.uncommitted {
+		return nil
+	}
+	cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_CommitSize{CommitSize: &dfspb.CommitSizeCmd{
+		Id: st.node.ID[:], Size: st.size, Chunked: true,
+	}}}
+	res, _, err := st.v.mutate(ctx, st.v.subOfDir(st.node.Locator), "commit", cmd)
+	if err != nil {
+		return err
+	}
+	st.uncommitted = false
+	st.adopt(res.GetAttr())
+	return nil
+}
+
+func (st *openInode) commitInline(ctx context.Context) error {
+	b := st.dirty[0]
+	if b == nil || len(b.ext) == 0 {
+		delete(st.dirty, 0)
+		st.uncommitted = false
+		return nil
+	}
+	if len(b.ext) > 1 {
+		// Fill the gaps from the committed data so that one WriteInline
+		// (one Raft round) carries everything.
+		lo, hi := b.ext[0].off, b.end()
+		data, err := st.v.readInline(ctx, st.node, uint64(lo), hi-lo)
+		if err != nil {
+			return err
+		}
+		// Past the committed end the gaps are zeros.
+		data = append(data, make([]byte, hi-lo-len(data))...)
+		st.buffered += b.fillUnder(lo, data, InlineMax)
+	}
+	var res *dfspb.StoreResult
+	for _, e := range b.ext {
+		cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_WriteInline{WriteInline: &dfspb.WriteInlineCmd{
+			Id: st.node.ID[:], Offset: uint64(e.off), Data: b.bytes(e),
+		}}}
+		var err error
+		if res, _, err = st.v.mutate(ctx, st.v.subOfDir(st.node.Locator), "commit", cmd); err != nil {
+			return err
+		}
+	}
+	st.buffered -= cap(b.data)
+	delete(st.dirty, 0)
+	st.uncommitted = false
+	st.adopt(res.GetAttr())
+	return nil
+}
+
+// overlayPiece is a copy of buffered data at a file offset.
+type overlayPiece struct {
+	off  uint64
+	data []byte
+}
+
+// read reads p at off (see File.ReadAt).
+func (st *openInode) read(ctx context.Context, p []byte, off int64) (int, error) {
+	n, err := st.readOnce(ctx, p, off)
+	if errors.Is(err, errMovedToChunks) {
+		// The file went from inline to chunked since we looked (a
+		// flush here, or another client): learn that and read again.
+		a, err := st.v.getAttr(ctx, st.node)
+		if err != nil {
+			return 0, err
+		}
+		st.mu.Lock()
+		st.adopt(a)
+		st.mu.Unlock()
+		n, err = st.readOnce(ctx, p, off)
+	}
+	if errors.Is(err, errMovedToChunks) {
+		err = fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	return n, err
+}
+
+// errMovedToChunks is ReadInline's answer for a file that is chunked.
+var errMovedToChunks = errors.New("client: file data moved to chunks")
+
+func (st *openInode) readOnce(ctx context.Context, p []byte, off int64) (int, error) {
+	st.mu.Lock()
+	size, chunked := st.size, st.chunked
+	if uint64(off) >= size {
+		st.mu.Unlock()
+		return 0, io.EOF
+	}
+	n := int(min(uint64(len(p)), size-uint64(off)))
+	want := p[:n]
+	pieces, covered := st.overlays(uint64(off), n)
+	st.mu.Unlock()
+
+	if !covered {
+		var err error
+		if chunked {
+			err = st.v.readChunks(ctx, st.node.ID, want, uint64(off))
+		} else {
+			err = st.v.readInlineInto(ctx, st.node, want, uint64(off))
+			if errors.Is(err, ErrInvalid) {
+				err = fmt.Errorf("%w: %w", errMovedToChunks, err)
+			}
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	for _, pc := range pieces {
+		copy(want[pc.off-uint64(off):], pc.data)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// overlays copies the buffered data within [off, off+n): writes in flight
+// first, then newer dirty data. covered reports that buffers cover the
+// whole range. Callers hold mu.
+func (st *openInode) overlays(off uint64, n int) (pieces []overlayPiece, covered bool) {
+	if len(st.dirty) == 0 && len(st.inflight) == 0 {
+		return nil, false
+	}
+	covered = true
+	end := off + uint64(n)
+	for pos := off; pos < end; {
+		idx, coff := pos/ChunkSize, int(pos%ChunkSize)
+		ln := int(min(end-pos, ChunkSize-uint64(coff)))
+		chunkCovered := false
+		for _, b := range []*chunkBuf{st.inflight[idx], st.dirty[idx]} {
+			if b == nil {
+				continue
+			}
+			for _, e := range b.ext {
+				lo, hi := max(e.off, coff), min(e.end, coff+ln)
+				if lo < hi {
+					data := append([]byte(nil), b.data[lo-b.base:hi-b.base]...)
+					pieces = append(pieces, overlayPiece{off: idx*ChunkSize + uint64(lo), data: data})
+				}
+			}
+			chunkCovered = chunkCovered || b.covers(coff, coff+ln)
+		}
+		covered = covered && chunkCovered
+		pos += uint64(ln)
+	}
+	return pieces, covered
+}
+
+// readInline reads up to n bytes of an inline file's data at off; the
+// answer is shorter at the end of the data.
+func (v *Volume) readInline(ctx context.Context, n Node, off uint64, length int) ([]byte, error) {
+	var res *dfspb.ReadResponse
+	_, err := v.call(ctx, v.subOfDir(n.Locator), "read", func(ctx context.Context, c dfspb.BrickServiceClient, o callOpts) error {
+		r, err := c.ReadInline(ctx, &dfspb.ReadInlineRequest{Id: n.ID[:], Offset: off, Length: uint32(length)}, o...)
+		res = r
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := codeError(res.GetCode(), res.GetMessage()); err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	return res.Data, nil
+}
+
+// readInlineInto fills p with inline data at off, zeros past its end.
+func (v *Volume) readInlineInto(ctx context.Context, n Node, p []byte, off uint64) error {
+	data, err := v.readInline(ctx, n, off, len(p))
+	if err != nil {
+		return err
+	}
+	clear(p[copy(p, data):])
+	return nil
+}
+
+// readChunks fills p with file data at off from the chunks it spans (in
+// parallel), zeros where a chunk holds nothing.
+func (v *Volume) readChunks(ctx context.Context, file layout.ID, p []byte, off uint64) error {
+	type piece struct {
+		idx  uint64
+		coff uint32
+		dst  []byte
+	}
+	var pieces []piece
+	for done := 0; done < len(p); {
+		pos := off + uint64(done)
+		idx, coff := pos/ChunkSize, uint32(pos%ChunkSize)
+		n := min(len(p)-done, ChunkSize-int(coff))
+		pieces = append(pieces, piece{idx, coff, p[done : done+n]})
+		done += n
+	}
+	errs := make([]error, len(pieces))
+	readOne := func(i int) {
+		pc := pieces[i]
+		var res *dfspb.ReadResponse
+		_, err := v.call(ctx, v.subOfChunk(file, pc.idx), "read", func(ctx context.Context, c dfspb.BrickServiceClient, o callOpts) error {
+			r, err := c.ReadChunk(ctx, &dfspb.ReadChunkRequest{File: file[:], Index: pc.idx, Offset: pc.coff, Length: uint32(len(pc.dst))}, o...)
+			res = r
+			return err
+		})
+		if err == nil {
+			err = codeError(res.GetCode(), res.GetMessage())
+			if errors.Is(err, ErrNotFound) {
+				err, res = nil, nil // a hole
+			} else if err != nil {
+				err = fmt.Errorf("read chunk %d: %w", pc.idx, err)
+			}
+		}
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		clear(pc.dst[copy(pc.dst, res.GetData()):])
+	}
+	if len(pieces) == 1 {
+		readOne(0)
+		return errs[0]
+	}
+	var wg sync.WaitGroup
+	for i := range pieces {
+		wg.Go(func() { readOne(i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

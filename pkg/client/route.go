@@ -1,0 +1,246 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/dfsproject/dfs/pkg/layout"
+	"github.com/dfsproject/dfs/proto/dfspb"
+)
+
+// LeaderTrailer is the gRPC trailer in which a brick that is not its
+// subvolume's leader names the leader (host:port), when it knows it.
+const LeaderTrailer = "dfs-leader"
+
+// Retry pacing while a subvolume elects a leader.
+const (
+	minBackoff = 25 * time.Millisecond
+	maxBackoff = 500 * time.Millisecond
+	// maxHops is how many leader hints are followed in a row without
+	// pausing (hints can be stale during an election).
+	maxHops = 3
+	// maxMessage bounds a received message: chunks are 1 MiB, readdir
+	// pages a few hundred KiB.
+	maxMessage = 16 << 20
+)
+
+// callOpts are the options an rpcFunc must pass to its RPC.
+type callOpts = []grpc.CallOption
+
+// rpcFunc performs one attempt of an RPC on brick c, passing o.
+type rpcFunc func(ctx context.Context, c dfspb.BrickServiceClient, o callOpts) error
+
+// call runs fn against the leader of subvolume sub. It starts with the
+// last brick known to lead; a brick that answers FAILED_PRECONDITION (not
+// the leader) is left for the leader it names in the dfs-leader trailer, a
+// brick that is unreachable or times out for the next brick of the
+// subvolume, pausing 25 ms doubling to 500 ms between rounds while a new
+// leader is elected. It gives up with ErrUnavailable after the failover
+// timeout, and returns at once when ctx ends or on any other RPC error
+// (ErrIO).
+//
+// ambiguous reports that some failed attempt may have reached the leader
+// (timeout, connection lost): for a Mutate, that attempt may have been
+// committed even though its answer was lost.
+func (v *Volume) call(ctx context.Context, sub int, what string, fn rpcFunc) (ambiguous bool, err error) {
+	start := time.Now()
+	pause := minBackoff
+	hops := 0
+	var last error
+	var tried string
+	for {
+		if v.closed.Load() {
+			return ambiguous, fmt.Errorf("%w: %s", ErrClosed, what)
+		}
+		top := v.topo.Load()
+		switch {
+		case top.deleted:
+			return ambiguous, fmt.Errorf("%w: volume %s was deleted", ErrNoVolume, v.cfg.Volume)
+		case top.state == dfspb.VolumeState_VOLUME_STATE_STOPPED:
+			return ambiguous, fmt.Errorf("%w: volume %s is stopped", ErrUnavailable, v.cfg.Volume)
+		case sub >= len(top.bricks):
+			return ambiguous, fmt.Errorf("%w: subvolume %d is not in layout version %d", ErrStale, sub, top.layout.Version)
+		}
+		addr := v.leader(sub)
+		if addr == "" {
+			addr = nextBrick(top.bricks[sub], tried)
+		}
+		tried = addr
+		conn, err := v.conns.get(addr)
+		if err != nil {
+			return ambiguous, fmt.Errorf("%w: %s: %v", ErrIO, what, err)
+		}
+		var tr metadata.MD
+		cctx, cancel := context.WithTimeout(ctx, v.cfg.CallTimeout)
+		err = fn(cctx, dfspb.NewBrickServiceClient(conn), callOpts{grpc.Trailer(&tr)})
+		cancel()
+		if err == nil {
+			v.setLeader(sub, addr)
+			return ambiguous, nil
+		}
+		if v.closed.Load() {
+			return true, fmt.Errorf("%w: %s", ErrClosed, what)
+		}
+		if ctx.Err() != nil {
+			// The attempt was cut short; it may have been sent.
+			return true, ctxError(ctx, what)
+		}
+		switch status.Code(err) {
+		case codes.FailedPrecondition:
+			v.dropLeader(sub, addr)
+			if hint := tr.Get(LeaderTrailer); len(hint) > 0 && hint[0] != "" && hint[0] != addr && hops < maxHops {
+				v.setLeader(sub, hint[0])
+				hops++
+				last = err
+				continue
+			}
+		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Aborted:
+			ambiguous = true
+			v.dropLeader(sub, addr)
+		default:
+			return ambiguous, fmt.Errorf("%w: %s on brick %s: %v", ErrIO, what, addr, err)
+		}
+		last = err
+		if time.Since(start) >= top.failover {
+			return ambiguous, fmt.Errorf("%w: subvolume %d: %s: no leader answered within %v: %v", ErrUnavailable, sub, what, top.failover, last)
+		}
+		v.logger.Debug("retrying", "op", what, "subvolume", sub, "brick", addr, "err", err)
+		select {
+		case <-ctx.Done():
+			return ambiguous, ctxError(ctx, what)
+		case <-v.bg.Done():
+			return ambiguous, fmt.Errorf("%w: %s", ErrClosed, what)
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, maxBackoff)
+		hops = 0
+	}
+}
+
+// nextBrick returns the brick after prev in bricks (the first if prev is
+// not one of them).
+func nextBrick(bricks []string, prev string) string {
+	i := slices.Index(bricks, prev)
+	return bricks[(i+1)%len(bricks)]
+}
+
+func (v *Volume) leader(sub int) string {
+	v.leaderMu.Lock()
+	defer v.leaderMu.Unlock()
+	return v.leaders[sub]
+}
+
+func (v *Volume) setLeader(sub int, addr string) {
+	v.leaderMu.Lock()
+	v.leaders[sub] = addr
+	v.leaderMu.Unlock()
+}
+
+// dropLeader forgets addr as the leader of sub (if it still is).
+func (v *Volume) dropLeader(sub int, addr string) {
+	v.leaderMu.Lock()
+	if v.leaders[sub] == addr {
+		delete(v.leaders, sub)
+	}
+	v.leaderMu.Unlock()
+}
+
+// mutate commits cmd on subvolume sub. A store error in the result comes
+// back as err (wrapping a sentinel) together with the result. ambiguous is
+// as for call: the caller decides what an error after an ambiguous attempt
+// means (see the package documentation, Retries).
+func (v *Volume) mutate(ctx context.Context, sub int, what string, cmd *dfspb.StoreCommand) (res *dfspb.StoreResult, ambiguous bool, err error) {
+	if v.cfg.ReadOnly {
+		return nil, false, fmt.Errorf("%w: %s", ErrReadOnly, what)
+	}
+	ambiguous, err = v.call(ctx, sub, what, func(ctx context.Context, c dfspb.BrickServiceClient, o callOpts) error {
+		r, err := c.Mutate(ctx, cmd, o...)
+		res = r
+		return err
+	})
+	if err != nil {
+		return nil, ambiguous, err
+	}
+	if err := codeError(res.GetCode(), res.GetMessage()); err != nil {
+		return res, ambiguous, fmt.Errorf("%s: %w", what, err)
+	}
+	return res, ambiguous, nil
+}
+
+// subOfDir is the subvolume holding the entries of directory id (and the
+// inodes whose locator is id).
+func (v *Volume) subOfDir(id layout.ID) int { return v.topo.Load().layout.SubvolumeOfDir(id) }
+
+// subOfChunk is the subvolume holding chunk index of file.
+func (v *Volume) subOfChunk(file layout.ID, index uint64) int {
+	return v.topo.Load().layout.SubvolumeOfChunk(file, index)
+}
+
+// subvolumes is the number of subvolumes in the current layout.
+func (v *Volume) subvolumes() int { return v.topo.Load().layout.Subvolumes }
+
+// connPool holds one gRPC connection per address, shared by every caller.
+type connPool struct {
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	closed bool
+}
+
+func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	if c, ok := p.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)),
+		// Reconnect quickly to a brick that comes back: failover is
+		// measured in seconds.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	if p.conns == nil {
+		p.conns = make(map[string]*grpc.ClientConn)
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+func (p *connPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// isAmbiguous reports whether a failed RPC may have reached the brick and
+// been acted on (its answer was lost).
+func isAmbiguous(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Aborted:
+		return true
+	}
+	return false
+}
