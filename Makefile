@@ -56,3 +56,7 @@ run: build
 
 clean:
 	rm -rf $(BIN)
+
+# Targets kept beside their code: make bench / bench-deps (bench/bench.mk),
+# make chaos (integration/chaos.mk).
+-include bench/bench.mk integration/chaos.mk
