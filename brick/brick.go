@@ -23,6 +23,7 @@
 package brick
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dfsproject/dfs/brick/store"
 	"github.com/dfsproject/dfs/pkg/mux"
@@ -55,8 +57,12 @@ type Config struct {
 	// ID names the brick in its subvolume's Raft group. Required.
 	ID string
 	// Members maps the id of every brick of the subvolume, this one
-	// included, to its address. Used to found the group on first start.
+	// included, to its address. Used to found the group on first start,
+	// and to find the other members for repairs.
 	Members map[string]string
+	// Join makes a brick with no Raft state wait to be added to an
+	// existing replica set (replace-brick) instead of founding one.
+	Join bool
 	// Logger receives the brick's logs. Default: discard.
 	Logger *slog.Logger
 	// NoSync skips fsyncs (tests that measure nothing about durability).
@@ -74,6 +80,11 @@ type Brick struct {
 
 	peersMu sync.Mutex
 	peers   map[string]*grpc.ClientConn
+
+	scrubMu sync.Mutex
+	scrub   *dfspb.ScrubStatus
+	scrubWG sync.WaitGroup
+	stop    chan struct{}
 }
 
 // Start checks the brick directory, opens its store and Raft group, and
@@ -91,7 +102,7 @@ func Start(cfg Config) (b *Brick, err error) {
 	if err := CheckMarker(cfg.Path, cfg.VolumeID); err != nil {
 		return nil, err
 	}
-	b = &Brick{cfg: cfg, done: make(chan struct{}), peers: map[string]*grpc.ClientConn{}}
+	b = &Brick{cfg: cfg, done: make(chan struct{}), peers: map[string]*grpc.ClientConn{}, stop: make(chan struct{})}
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -131,7 +142,7 @@ func Start(cfg Config) (b *Brick, err error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { b.group.Close() })
-	if fresh {
+	if fresh && !cfg.Join {
 		if err := b.group.Bootstrap(cfg.Members); err != nil {
 			return nil, fmt.Errorf("brick: found replica group: %w", err)
 		}
@@ -153,6 +164,8 @@ const maxMessage = 8 << 20
 // Close stops serving, hands over leadership if held, and closes the
 // store.
 func (b *Brick) Close() error {
+	close(b.stop)
+	b.scrubWG.Wait()
 	err := b.group.Close()
 	b.srv.Stop()
 	b.ln.Close()
@@ -173,6 +186,72 @@ func (b *Brick) Close() error {
 func (b *Brick) Role() (role, leader string) {
 	_, leader = b.group.Leader()
 	return b.group.Stats()["state"], leader
+}
+
+// AppliedIndex is the Raft index up to which the brick's store is current.
+func (b *Brick) AppliedIndex() uint64 { return b.store.AppliedIndex() }
+
+// ScrubStatus reports the last or running scrub, nil if none ran.
+func (b *Brick) ScrubStatus() *dfspb.ScrubStatus {
+	b.scrubMu.Lock()
+	defer b.scrubMu.Unlock()
+	if b.scrub == nil {
+		return nil
+	}
+	return proto.Clone(b.scrub).(*dfspb.ScrubStatus)
+}
+
+// StartScrub starts a scrub of the brick's chunks in the background unless
+// one is running: every block is verified, and a chunk that fails is
+// repaired from another member. It returns the status at once.
+func (b *Brick) StartScrub() *dfspb.ScrubStatus {
+	b.scrubMu.Lock()
+	defer b.scrubMu.Unlock()
+	if b.scrub != nil && b.scrub.Running {
+		return proto.Clone(b.scrub).(*dfspb.ScrubStatus)
+	}
+	select {
+	case <-b.stop:
+		return &dfspb.ScrubStatus{Error: "brick stopping"}
+	default:
+	}
+	b.scrub = &dfspb.ScrubStatus{Running: true, StartedUnix: time.Now().Unix()}
+	st := proto.Clone(b.scrub).(*dfspb.ScrubStatus)
+	b.scrubWG.Add(1)
+	go func() {
+		defer b.scrubWG.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-b.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		var repaired, failed uint64
+		stats, err := b.store.Scrub(ctx, func(r store.ScrubReport) {
+			b.cfg.Logger.Warn("scrub: chunk failed its checksum", "file", r.File, "chunk", r.Index, "err", r.Err)
+			if rerr := b.repairChunk(ctx, r.File, r.Index); rerr != nil {
+				failed++
+				b.cfg.Logger.Error("scrub: repair failed", "file", r.File, "chunk", r.Index, "err", rerr)
+				return
+			}
+			repaired++
+		})
+		b.scrubMu.Lock()
+		defer b.scrubMu.Unlock()
+		b.scrub.Running = false
+		b.scrub.FinishedUnix = time.Now().Unix()
+		b.scrub.Chunks, b.scrub.Bytes, b.scrub.Corrupt, b.scrub.Repaired = uint64(stats.Chunks), uint64(stats.Bytes), uint64(stats.Corrupt), repaired
+		if err != nil {
+			b.scrub.Error = err.Error()
+		} else if failed > 0 {
+			b.scrub.Error = fmt.Sprintf("%d chunks could not be repaired", failed)
+		}
+		b.cfg.Logger.Info("scrub finished", "chunks", stats.Chunks, "corrupt", stats.Corrupt, "repaired", repaired)
+	}()
+	return st
 }
 
 // peer returns a client connection to another member.

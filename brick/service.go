@@ -200,7 +200,14 @@ func (b *Brick) repairChunk(ctx context.Context, file layout.ID, index uint64) e
 		return err
 	}
 	var last error = errors.New("no other member")
-	for id, addr := range b.cfg.Members {
+	// The Raft configuration is the current membership (replace-brick
+	// changes it while the brick runs).
+	members, err := b.group.Members()
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		id, addr := m.ID, m.Address
 		if id == b.cfg.ID {
 			continue
 		}
@@ -305,4 +312,35 @@ func (s *service) Status(ctx context.Context, _ *dfspb.BrickStatusRequest) (*dfs
 // storeFailure turns a store error into a result with its code.
 func storeFailure(err error) *dfspb.StoreResult {
 	return &dfspb.StoreResult{Code: dfspb.StoreErrorCode(store.Code(err)), Message: err.Error()}
+}
+
+func (s *service) ChangeMembers(ctx context.Context, req *dfspb.ChangeMembersRequest) (*dfspb.ChangeMembersResponse, error) {
+	if !s.b.group.IsLeader() {
+		return nil, s.b.rpcError(ctx, raftgroup.ErrNotLeader)
+	}
+	if req.RemoveId == s.b.cfg.ID {
+		// A leader that removes itself hands over first; the caller
+		// retries on the new leader.
+		if err := s.b.group.TransferLeadership(); err != nil {
+			return nil, s.b.rpcError(ctx, err)
+		}
+		return nil, s.b.rpcError(ctx, raftgroup.ErrNotLeader)
+	}
+	if req.RemoveId != "" {
+		if err := s.b.group.RemoveMember(req.RemoveId); err != nil {
+			return nil, s.b.rpcError(ctx, err)
+		}
+		s.b.cfg.Logger.Info("replica set member removed", "id", req.RemoveId)
+	}
+	if req.AddId != "" {
+		if err := s.b.group.AddMember(req.AddId, req.AddAddress, true); err != nil {
+			return nil, s.b.rpcError(ctx, err)
+		}
+		s.b.cfg.Logger.Info("replica set member added", "id", req.AddId, "address", req.AddAddress)
+	}
+	return &dfspb.ChangeMembersResponse{}, nil
+}
+
+func (s *service) Scrub(ctx context.Context, _ *dfspb.ScrubRequest) (*dfspb.ScrubResponse, error) {
+	return &dfspb.ScrubResponse{Status: s.b.StartScrub()}, nil
 }

@@ -198,8 +198,9 @@ func setKind(v *Volume) string {
 	return "replica"
 }
 
-// assignPorts gives each brick of v the lowest port that no other brick
-// uses on the same host (servers may share a host on different ports).
+// assignPorts gives each brick of v without a port (Port 0) the lowest
+// port that no other brick uses on the same host (servers may share a
+// host on different ports). Bricks with a port keep it.
 func assignPorts(s *State, v *Volume) {
 	hostOf := func(serverID string) string {
 		if p, ok := s.Peers[serverID]; ok {
@@ -222,8 +223,16 @@ func assignPorts(s *State, v *Volume) {
 			mark(hostOf(b.ServerID), b.Port)
 		}
 	}
+	for _, b := range v.Bricks {
+		if b.Port != 0 {
+			mark(hostOf(b.ServerID), b.Port)
+		}
+	}
 	for i := range v.Bricks {
 		b := &v.Bricks[i]
+		if b.Port != 0 {
+			continue
+		}
 		host := hostOf(b.ServerID)
 		port := FirstBrickPort
 		for used[host][port] {
@@ -236,4 +245,55 @@ func assignPorts(s *State, v *Volume) {
 
 func invalidf(format string, args ...any) error {
 	return Errorf(ErrInvalid, "%s", fmt.Sprintf(format, args...))
+}
+
+// ReplaceRequest is `dfs volume replace-brick VOL OLD NEW commit force`.
+type ReplaceRequest struct {
+	Name     string
+	Old, New BrickSpec
+	Force    bool
+}
+
+// PlanReplace checks a replace-brick against the state and returns the
+// id of the old brick and the new brick to record (its port is assigned
+// when the change is applied).
+func PlanReplace(s *State, req ReplaceRequest) (oldID string, nb *Brick, err error) {
+	v, ok := s.Volumes[req.Name]
+	if !ok {
+		return "", nil, Errorf(ErrNotFound, "volume %s does not exist", req.Name)
+	}
+	if v.Disperse > 0 || v.Replica < 2 {
+		return "", nil, invalidf("replace-brick needs a replicated volume; %s is %s", req.Name, v.Type())
+	}
+	if !req.Force {
+		return "", nil, invalidf("only 'commit force' is supported: dfs volume replace-brick %s OLD NEW commit force", req.Name)
+	}
+	oldPeer, err := s.PeerByAddress(req.Old.Host)
+	var old *Brick
+	if err == nil {
+		for i, b := range v.Bricks {
+			if b.ServerID == oldPeer.ID && b.Path == req.Old.Path {
+				old = &v.Bricks[i]
+			}
+		}
+	}
+	if old == nil {
+		return "", nil, invalidf("%s:%s is not a brick of volume %s ('dfs volume info %s' lists them)", req.Old.Host, req.Old.Path, req.Name, req.Name)
+	}
+	p, err := s.PeerByAddress(req.New.Host)
+	if err != nil {
+		return "", nil, invalidf("brick %s:%s: host %s is not in the pool; add it with 'dfs peer probe %s'", req.New.Host, req.New.Path, req.New.Host, req.New.Host)
+	}
+	clean, err := checkBrickPath(req.New.Path)
+	if err != nil {
+		return "", nil, invalidf("brick %s:%s: %v", req.New.Host, req.New.Path, err)
+	}
+	for _, other := range s.SortedVolumes() {
+		for _, b := range other.Bricks {
+			if b.ServerID == p.ID && (pathWithin(clean, b.Path) || pathWithin(b.Path, clean)) {
+				return "", nil, invalidf("brick %s:%s overlaps brick %s of volume %s", req.New.Host, clean, b.Name(), other.Name)
+			}
+		}
+	}
+	return old.ID, &Brick{ID: v.NextBrickID(), ServerID: p.ID, Host: req.New.Host, Path: clean, Subvolume: old.Subvolume, Replacement: true}, nil
 }

@@ -24,6 +24,7 @@ const (
 	OpDelete      Op = "delete-volume"
 	OpSetOption   Op = "set-option"
 	OpResetOption Op = "reset-option"
+	OpReplace     Op = "replace-brick"
 )
 
 // Command is one entry of the manager's Raft log.
@@ -40,6 +41,8 @@ type Command struct {
 	State Lifecycle `json:"state,omitempty"`
 	Key   string    `json:"key,omitempty"`
 	Value string    `json:"value,omitempty"`
+	// Brick is the new brick of replace-brick; Key names the old one.
+	Brick *Brick `json:"brick,omitempty"`
 }
 
 // FSM is the volume manager's state machine. Apply, Snapshot and Restore
@@ -153,6 +156,9 @@ func apply(s *State, c *Command) error {
 		// Ports are assigned again at apply time: a create planned against
 		// an older state must not take a port another volume got since.
 		v := c.Volume.Clone()
+		for i := range v.Bricks {
+			v.Bricks[i].Port = 0
+		}
 		assignPorts(s, v)
 		s.Volumes[v.Name] = v
 	case OpSetState:
@@ -194,6 +200,28 @@ func apply(s *State, c *Command) error {
 				v.Options = nil
 			}
 		}
+		v.Version++
+	case OpReplace:
+		v, ok := s.Volumes[c.Name]
+		if !ok {
+			return Errorf(ErrNotFound, "volume %s does not exist", c.Name)
+		}
+		if c.Brick == nil {
+			return invalidf("replace-brick without a new brick")
+		}
+		if _, ok := s.Peers[c.Brick.ServerID]; !ok {
+			return invalidf("brick %s: server left the pool", c.Brick.Name())
+		}
+		i := v.brickIndex(c.Key)
+		if i < 0 {
+			return Errorf(ErrNotFound, "volume %s has no brick %s", c.Name, c.Key)
+		}
+		nb := *c.Brick
+		nb.Subvolume = v.Bricks[i].Subvolume
+		nb.Replacement = true
+		v.Bricks[i] = nb
+		v.Bricks[i].Port = 0
+		assignPorts(s, v)
 		v.Version++
 	default:
 		return invalidf("unknown command %q", c.Op)

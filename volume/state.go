@@ -103,10 +103,37 @@ type Brick struct {
 	Path      string `json:"path"`
 	Port      int    `json:"port"`
 	Subvolume int    `json:"subvolume"`
+	// Replacement marks a brick that joined an existing replica set
+	// (replace-brick): it waits to be added to the set's Raft group and
+	// never founds one.
+	Replacement bool `json:"replacement,omitempty"`
 }
 
 // Name is the brick as the CLI writes it: host:/path.
 func (b Brick) Name() string { return b.Host + ":" + b.Path }
+
+// brickIndex finds a brick by id, or -1.
+func (v *Volume) brickIndex(id string) int {
+	for i, b := range v.Bricks {
+		if b.ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// NextBrickID is the id a new brick of v gets: b<N> with N one above the
+// highest in use.
+func (v *Volume) NextBrickID() string {
+	max := -1
+	for _, b := range v.Bricks {
+		var n int
+		if _, err := fmt.Sscanf(b.ID, "b%d", &n); err == nil && n > max {
+			max = n
+		}
+	}
+	return fmt.Sprintf("b%d", max+1)
+}
 
 // SetSize is the number of bricks in one subvolume.
 func (v *Volume) SetSize() int {

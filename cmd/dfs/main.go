@@ -105,6 +105,8 @@ var commands = []command{
 	{"volume set", "dfs volume set VOL KEY VALUE\n\nSet a volume option. 'dfs volume get VOL all' lists the options.", runVolumeSet},
 	{"volume get", "dfs volume get VOL KEY|all\n\nShow the value of one option or of every option; values not set are\nmarked (DEFAULT).", runVolumeGet},
 	{"volume reset", "dfs volume reset VOL [KEY|all]\n\nReturn one option, or every option, to its default.", runVolumeReset},
+	{"volume heal", healUsage, runVolumeHeal},
+	{"volume replace-brick", replaceBrickUsage, runVolumeReplaceBrick},
 	{"mount", mountUsage, runMount},
 	{"dev", devUsage, runDev},
 }

@@ -77,6 +77,7 @@ func (h *brickHost) reconcile(st *volume.State) {
 				Address:  net.JoinHostPort(host, strconv.Itoa(b.Port)),
 				ID:       b.ID,
 				Members:  members(st, v, b.Subvolume),
+				Join:     b.Replacement,
 				Logger:   h.s.cfg.Logger.With("volume", v.Name, "brick", b.Path),
 				NoSync:   h.s.cfg.NoSync,
 			})
@@ -119,6 +120,8 @@ func (h *brickHost) states() []*dfspb.BrickState {
 		}
 		if hb.b != nil {
 			bs.Role, bs.LeaderAddress = hb.b.Role()
+			bs.AppliedIndex = hb.b.AppliedIndex()
+			bs.Scrub = hb.b.ScrubStatus()
 		}
 		if u, err := brick.DiskUsage(hb.path); err == nil {
 			bs.TotalBytes, bs.FreeBytes, bs.TotalInodes, bs.FreeInodes = u.TotalBytes, u.FreeBytes, u.TotalInodes, u.FreeInodes

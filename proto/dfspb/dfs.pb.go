@@ -2269,6 +2269,9 @@ type BrickState struct {
 	// Raft role of the brick in its subvolume, and the leader it knows.
 	Role          string `protobuf:"bytes,12,opt,name=role,proto3" json:"role,omitempty"`
 	LeaderAddress string `protobuf:"bytes,13,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
+	// Raft index up to which this brick has applied its subvolume's log.
+	AppliedIndex  uint64       `protobuf:"varint,14,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Scrub         *ScrubStatus `protobuf:"bytes,15,opt,name=scrub,proto3" json:"scrub,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2394,6 +2397,121 @@ func (x *BrickState) GetLeaderAddress() string {
 	return ""
 }
 
+func (x *BrickState) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *BrickState) GetScrub() *ScrubStatus {
+	if x != nil {
+		return x.Scrub
+	}
+	return nil
+}
+
+// ScrubStatus is a brick's last (or running) scrub.
+type ScrubStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Running       bool                   `protobuf:"varint,1,opt,name=running,proto3" json:"running,omitempty"`
+	StartedUnix   int64                  `protobuf:"varint,2,opt,name=started_unix,json=startedUnix,proto3" json:"started_unix,omitempty"`
+	FinishedUnix  int64                  `protobuf:"varint,3,opt,name=finished_unix,json=finishedUnix,proto3" json:"finished_unix,omitempty"`
+	Chunks        uint64                 `protobuf:"varint,4,opt,name=chunks,proto3" json:"chunks,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Corrupt       uint64                 `protobuf:"varint,6,opt,name=corrupt,proto3" json:"corrupt,omitempty"`
+	Repaired      uint64                 `protobuf:"varint,7,opt,name=repaired,proto3" json:"repaired,omitempty"`
+	Error         string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScrubStatus) Reset() {
+	*x = ScrubStatus{}
+	mi := &file_dfs_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScrubStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScrubStatus) ProtoMessage() {}
+
+func (x *ScrubStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScrubStatus.ProtoReflect.Descriptor instead.
+func (*ScrubStatus) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ScrubStatus) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
+func (x *ScrubStatus) GetStartedUnix() int64 {
+	if x != nil {
+		return x.StartedUnix
+	}
+	return 0
+}
+
+func (x *ScrubStatus) GetFinishedUnix() int64 {
+	if x != nil {
+		return x.FinishedUnix
+	}
+	return 0
+}
+
+func (x *ScrubStatus) GetChunks() uint64 {
+	if x != nil {
+		return x.Chunks
+	}
+	return 0
+}
+
+func (x *ScrubStatus) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *ScrubStatus) GetCorrupt() uint64 {
+	if x != nil {
+		return x.Corrupt
+	}
+	return 0
+}
+
+func (x *ScrubStatus) GetRepaired() uint64 {
+	if x != nil {
+		return x.Repaired
+	}
+	return 0
+}
+
+func (x *ScrubStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type HeartbeatRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
@@ -2406,7 +2524,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2418,7 +2536,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2431,7 +2549,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{37}
+	return file_dfs_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *HeartbeatRequest) GetServerId() string {
@@ -2470,7 +2588,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2482,7 +2600,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2495,7 +2613,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{38}
+	return file_dfs_proto_rawDescGZIP(), []int{39}
 }
 
 type IdentityRequest struct {
@@ -2506,7 +2624,7 @@ type IdentityRequest struct {
 
 func (x *IdentityRequest) Reset() {
 	*x = IdentityRequest{}
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2518,7 +2636,7 @@ func (x *IdentityRequest) String() string {
 func (*IdentityRequest) ProtoMessage() {}
 
 func (x *IdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2531,7 +2649,7 @@ func (x *IdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentityRequest.ProtoReflect.Descriptor instead.
 func (*IdentityRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{39}
+	return file_dfs_proto_rawDescGZIP(), []int{40}
 }
 
 type IdentityResponse struct {
@@ -2548,7 +2666,7 @@ type IdentityResponse struct {
 
 func (x *IdentityResponse) Reset() {
 	*x = IdentityResponse{}
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2560,7 +2678,7 @@ func (x *IdentityResponse) String() string {
 func (*IdentityResponse) ProtoMessage() {}
 
 func (x *IdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2573,7 +2691,7 @@ func (x *IdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentityResponse.ProtoReflect.Descriptor instead.
 func (*IdentityResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{40}
+	return file_dfs_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *IdentityResponse) GetServerId() string {
@@ -2621,7 +2739,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2633,7 +2751,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2646,7 +2764,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{41}
+	return file_dfs_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *JoinRequest) GetPoolId() string {
@@ -2672,7 +2790,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2684,7 +2802,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2697,7 +2815,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{42}
+	return file_dfs_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *JoinResponse) GetServerId() string {
@@ -2716,7 +2834,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2728,7 +2846,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2741,7 +2859,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{43}
+	return file_dfs_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *LeaveRequest) GetPoolId() string {
@@ -2759,7 +2877,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2771,7 +2889,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2784,7 +2902,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{44}
+	return file_dfs_proto_rawDescGZIP(), []int{45}
 }
 
 type PrepareBricksRequest struct {
@@ -2798,7 +2916,7 @@ type PrepareBricksRequest struct {
 
 func (x *PrepareBricksRequest) Reset() {
 	*x = PrepareBricksRequest{}
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2810,7 +2928,7 @@ func (x *PrepareBricksRequest) String() string {
 func (*PrepareBricksRequest) ProtoMessage() {}
 
 func (x *PrepareBricksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2823,7 +2941,7 @@ func (x *PrepareBricksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareBricksRequest.ProtoReflect.Descriptor instead.
 func (*PrepareBricksRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{45}
+	return file_dfs_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PrepareBricksRequest) GetVolumeId() string {
@@ -2857,7 +2975,7 @@ type PrepareBricksResponse struct {
 
 func (x *PrepareBricksResponse) Reset() {
 	*x = PrepareBricksResponse{}
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2869,7 +2987,7 @@ func (x *PrepareBricksResponse) String() string {
 func (*PrepareBricksResponse) ProtoMessage() {}
 
 func (x *PrepareBricksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2882,7 +3000,7 @@ func (x *PrepareBricksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareBricksResponse.ProtoReflect.Descriptor instead.
 func (*PrepareBricksResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{46}
+	return file_dfs_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PrepareBricksResponse) GetCreated() []string {
@@ -2906,7 +3024,7 @@ type ReleaseBricksRequest struct {
 
 func (x *ReleaseBricksRequest) Reset() {
 	*x = ReleaseBricksRequest{}
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2918,7 +3036,7 @@ func (x *ReleaseBricksRequest) String() string {
 func (*ReleaseBricksRequest) ProtoMessage() {}
 
 func (x *ReleaseBricksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2931,7 +3049,7 @@ func (x *ReleaseBricksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseBricksRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseBricksRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{47}
+	return file_dfs_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReleaseBricksRequest) GetVolumeId() string {
@@ -2970,7 +3088,7 @@ type ReleaseBricksResponse struct {
 
 func (x *ReleaseBricksResponse) Reset() {
 	*x = ReleaseBricksResponse{}
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2982,7 +3100,7 @@ func (x *ReleaseBricksResponse) String() string {
 func (*ReleaseBricksResponse) ProtoMessage() {}
 
 func (x *ReleaseBricksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2995,7 +3113,7 @@ func (x *ReleaseBricksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseBricksResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseBricksResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{48}
+	return file_dfs_proto_rawDescGZIP(), []int{49}
 }
 
 type BrickPingRequest struct {
@@ -3006,7 +3124,7 @@ type BrickPingRequest struct {
 
 func (x *BrickPingRequest) Reset() {
 	*x = BrickPingRequest{}
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3018,7 +3136,7 @@ func (x *BrickPingRequest) String() string {
 func (*BrickPingRequest) ProtoMessage() {}
 
 func (x *BrickPingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3031,7 +3149,7 @@ func (x *BrickPingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickPingRequest.ProtoReflect.Descriptor instead.
 func (*BrickPingRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{49}
+	return file_dfs_proto_rawDescGZIP(), []int{50}
 }
 
 type BrickPingResponse struct {
@@ -3044,7 +3162,7 @@ type BrickPingResponse struct {
 
 func (x *BrickPingResponse) Reset() {
 	*x = BrickPingResponse{}
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3056,7 +3174,7 @@ func (x *BrickPingResponse) String() string {
 func (*BrickPingResponse) ProtoMessage() {}
 
 func (x *BrickPingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3069,7 +3187,7 @@ func (x *BrickPingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickPingResponse.ProtoReflect.Descriptor instead.
 func (*BrickPingResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{50}
+	return file_dfs_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *BrickPingResponse) GetVolumeId() string {
@@ -3095,7 +3213,7 @@ type GetAttrRequest struct {
 
 func (x *GetAttrRequest) Reset() {
 	*x = GetAttrRequest{}
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3107,7 +3225,7 @@ func (x *GetAttrRequest) String() string {
 func (*GetAttrRequest) ProtoMessage() {}
 
 func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3120,7 +3238,7 @@ func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttrRequest.ProtoReflect.Descriptor instead.
 func (*GetAttrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{51}
+	return file_dfs_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetAttrRequest) GetId() []byte {
@@ -3140,7 +3258,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3152,7 +3270,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3165,7 +3283,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{52}
+	return file_dfs_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *LookupRequest) GetParent() []byte {
@@ -3195,7 +3313,7 @@ type ReadDirRequest struct {
 
 func (x *ReadDirRequest) Reset() {
 	*x = ReadDirRequest{}
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3207,7 +3325,7 @@ func (x *ReadDirRequest) String() string {
 func (*ReadDirRequest) ProtoMessage() {}
 
 func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3220,7 +3338,7 @@ func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirRequest.ProtoReflect.Descriptor instead.
 func (*ReadDirRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{53}
+	return file_dfs_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ReadDirRequest) GetDir() []byte {
@@ -3258,7 +3376,7 @@ type ReadDirResponse struct {
 
 func (x *ReadDirResponse) Reset() {
 	*x = ReadDirResponse{}
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3270,7 +3388,7 @@ func (x *ReadDirResponse) String() string {
 func (*ReadDirResponse) ProtoMessage() {}
 
 func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3283,7 +3401,7 @@ func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirResponse.ProtoReflect.Descriptor instead.
 func (*ReadDirResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{54}
+	return file_dfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ReadDirResponse) GetCode() StoreErrorCode {
@@ -3325,7 +3443,7 @@ type ReadInlineRequest struct {
 
 func (x *ReadInlineRequest) Reset() {
 	*x = ReadInlineRequest{}
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3337,7 +3455,7 @@ func (x *ReadInlineRequest) String() string {
 func (*ReadInlineRequest) ProtoMessage() {}
 
 func (x *ReadInlineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3350,7 +3468,7 @@ func (x *ReadInlineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadInlineRequest.ProtoReflect.Descriptor instead.
 func (*ReadInlineRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{55}
+	return file_dfs_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ReadInlineRequest) GetId() []byte {
@@ -3386,7 +3504,7 @@ type ReadChunkRequest struct {
 
 func (x *ReadChunkRequest) Reset() {
 	*x = ReadChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3398,7 +3516,7 @@ func (x *ReadChunkRequest) String() string {
 func (*ReadChunkRequest) ProtoMessage() {}
 
 func (x *ReadChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3411,7 +3529,7 @@ func (x *ReadChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadChunkRequest.ProtoReflect.Descriptor instead.
 func (*ReadChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{56}
+	return file_dfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ReadChunkRequest) GetFile() []byte {
@@ -3455,7 +3573,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3467,7 +3585,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3480,7 +3598,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{57}
+	return file_dfs_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ReadResponse) GetCode() StoreErrorCode {
@@ -3517,7 +3635,7 @@ type FetchChunkRequest struct {
 
 func (x *FetchChunkRequest) Reset() {
 	*x = FetchChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3529,7 +3647,7 @@ func (x *FetchChunkRequest) String() string {
 func (*FetchChunkRequest) ProtoMessage() {}
 
 func (x *FetchChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3542,7 +3660,7 @@ func (x *FetchChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchChunkRequest.ProtoReflect.Descriptor instead.
 func (*FetchChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{58}
+	return file_dfs_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *FetchChunkRequest) GetFile() []byte {
@@ -3578,7 +3696,7 @@ type FetchChunkResponse struct {
 
 func (x *FetchChunkResponse) Reset() {
 	*x = FetchChunkResponse{}
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3590,7 +3708,7 @@ func (x *FetchChunkResponse) String() string {
 func (*FetchChunkResponse) ProtoMessage() {}
 
 func (x *FetchChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3603,7 +3721,7 @@ func (x *FetchChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchChunkResponse.ProtoReflect.Descriptor instead.
 func (*FetchChunkResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{59}
+	return file_dfs_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *FetchChunkResponse) GetCode() StoreErrorCode {
@@ -3644,7 +3762,7 @@ type GetXattrRequest struct {
 
 func (x *GetXattrRequest) Reset() {
 	*x = GetXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3656,7 +3774,7 @@ func (x *GetXattrRequest) String() string {
 func (*GetXattrRequest) ProtoMessage() {}
 
 func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3669,7 +3787,7 @@ func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrRequest.ProtoReflect.Descriptor instead.
 func (*GetXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{60}
+	return file_dfs_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetXattrRequest) GetId() []byte {
@@ -3698,7 +3816,7 @@ type XattrResponse struct {
 
 func (x *XattrResponse) Reset() {
 	*x = XattrResponse{}
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +3828,7 @@ func (x *XattrResponse) String() string {
 func (*XattrResponse) ProtoMessage() {}
 
 func (x *XattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +3841,7 @@ func (x *XattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use XattrResponse.ProtoReflect.Descriptor instead.
 func (*XattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{61}
+	return file_dfs_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *XattrResponse) GetCode() StoreErrorCode {
@@ -3762,7 +3880,7 @@ type StatfsRequest struct {
 
 func (x *StatfsRequest) Reset() {
 	*x = StatfsRequest{}
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3774,7 +3892,7 @@ func (x *StatfsRequest) String() string {
 func (*StatfsRequest) ProtoMessage() {}
 
 func (x *StatfsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3787,7 +3905,7 @@ func (x *StatfsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatfsRequest.ProtoReflect.Descriptor instead.
 func (*StatfsRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{62}
+	return file_dfs_proto_rawDescGZIP(), []int{63}
 }
 
 type StatfsResponse struct {
@@ -3803,7 +3921,7 @@ type StatfsResponse struct {
 
 func (x *StatfsResponse) Reset() {
 	*x = StatfsResponse{}
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3815,7 +3933,7 @@ func (x *StatfsResponse) String() string {
 func (*StatfsResponse) ProtoMessage() {}
 
 func (x *StatfsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3828,7 +3946,7 @@ func (x *StatfsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatfsResponse.ProtoReflect.Descriptor instead.
 func (*StatfsResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{63}
+	return file_dfs_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *StatfsResponse) GetTotalBytes() uint64 {
@@ -3874,7 +3992,7 @@ type BrickStatusRequest struct {
 
 func (x *BrickStatusRequest) Reset() {
 	*x = BrickStatusRequest{}
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3886,7 +4004,7 @@ func (x *BrickStatusRequest) String() string {
 func (*BrickStatusRequest) ProtoMessage() {}
 
 func (x *BrickStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3899,7 +4017,7 @@ func (x *BrickStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickStatusRequest.ProtoReflect.Descriptor instead.
 func (*BrickStatusRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{64}
+	return file_dfs_proto_rawDescGZIP(), []int{65}
 }
 
 type BrickStatusResponse struct {
@@ -3917,7 +4035,7 @@ type BrickStatusResponse struct {
 
 func (x *BrickStatusResponse) Reset() {
 	*x = BrickStatusResponse{}
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3929,7 +4047,7 @@ func (x *BrickStatusResponse) String() string {
 func (*BrickStatusResponse) ProtoMessage() {}
 
 func (x *BrickStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3942,7 +4060,7 @@ func (x *BrickStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickStatusResponse.ProtoReflect.Descriptor instead.
 func (*BrickStatusResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{65}
+	return file_dfs_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *BrickStatusResponse) GetBrickId() string {
@@ -3985,6 +4103,485 @@ func (x *BrickStatusResponse) GetTerm() uint64 {
 		return x.Term
 	}
 	return 0
+}
+
+type VolumeHealRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// full also scrubs every brick: verifies every chunk and repairs bad ones.
+	Full          bool `protobuf:"varint,2,opt,name=full,proto3" json:"full,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeHealRequest) Reset() {
+	*x = VolumeHealRequest{}
+	mi := &file_dfs_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeHealRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeHealRequest) ProtoMessage() {}
+
+func (x *VolumeHealRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeHealRequest.ProtoReflect.Descriptor instead.
+func (*VolumeHealRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *VolumeHealRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VolumeHealRequest) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+type HealBrick struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Host         string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Path         string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Subvolume    uint32                 `protobuf:"varint,3,opt,name=subvolume,proto3" json:"subvolume,omitempty"`
+	Online       bool                   `protobuf:"varint,4,opt,name=online,proto3" json:"online,omitempty"`
+	Role         string                 `protobuf:"bytes,5,opt,name=role,proto3" json:"role,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// Log entries this brick has still to apply to match the most advanced
+	// member of its replica set: Gluster's "Number of entries".
+	Pending       uint64       `protobuf:"varint,7,opt,name=pending,proto3" json:"pending,omitempty"`
+	Scrub         *ScrubStatus `protobuf:"bytes,8,opt,name=scrub,proto3" json:"scrub,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealBrick) Reset() {
+	*x = HealBrick{}
+	mi := &file_dfs_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealBrick) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealBrick) ProtoMessage() {}
+
+func (x *HealBrick) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealBrick.ProtoReflect.Descriptor instead.
+func (*HealBrick) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *HealBrick) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *HealBrick) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *HealBrick) GetSubvolume() uint32 {
+	if x != nil {
+		return x.Subvolume
+	}
+	return 0
+}
+
+func (x *HealBrick) GetOnline() bool {
+	if x != nil {
+		return x.Online
+	}
+	return false
+}
+
+func (x *HealBrick) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *HealBrick) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *HealBrick) GetPending() uint64 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
+func (x *HealBrick) GetScrub() *ScrubStatus {
+	if x != nil {
+		return x.Scrub
+	}
+	return nil
+}
+
+type VolumeHealResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bricks        []*HealBrick           `protobuf:"bytes,1,rep,name=bricks,proto3" json:"bricks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeHealResponse) Reset() {
+	*x = VolumeHealResponse{}
+	mi := &file_dfs_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeHealResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeHealResponse) ProtoMessage() {}
+
+func (x *VolumeHealResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeHealResponse.ProtoReflect.Descriptor instead.
+func (*VolumeHealResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *VolumeHealResponse) GetBricks() []*HealBrick {
+	if x != nil {
+		return x.Bricks
+	}
+	return nil
+}
+
+type VolumeReplaceBrickRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Old           *BrickSpec             `protobuf:"bytes,2,opt,name=old,proto3" json:"old,omitempty"`
+	New           *BrickSpec             `protobuf:"bytes,3,opt,name=new,proto3" json:"new,omitempty"`
+	Force         bool                   `protobuf:"varint,4,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeReplaceBrickRequest) Reset() {
+	*x = VolumeReplaceBrickRequest{}
+	mi := &file_dfs_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeReplaceBrickRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeReplaceBrickRequest) ProtoMessage() {}
+
+func (x *VolumeReplaceBrickRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeReplaceBrickRequest.ProtoReflect.Descriptor instead.
+func (*VolumeReplaceBrickRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *VolumeReplaceBrickRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VolumeReplaceBrickRequest) GetOld() *BrickSpec {
+	if x != nil {
+		return x.Old
+	}
+	return nil
+}
+
+func (x *VolumeReplaceBrickRequest) GetNew() *BrickSpec {
+	if x != nil {
+		return x.New
+	}
+	return nil
+}
+
+func (x *VolumeReplaceBrickRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type VolumeReplaceBrickResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeReplaceBrickResponse) Reset() {
+	*x = VolumeReplaceBrickResponse{}
+	mi := &file_dfs_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeReplaceBrickResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeReplaceBrickResponse) ProtoMessage() {}
+
+func (x *VolumeReplaceBrickResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeReplaceBrickResponse.ProtoReflect.Descriptor instead.
+func (*VolumeReplaceBrickResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{71}
+}
+
+type ChangeMembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AddId         string                 `protobuf:"bytes,1,opt,name=add_id,json=addId,proto3" json:"add_id,omitempty"`
+	AddAddress    string                 `protobuf:"bytes,2,opt,name=add_address,json=addAddress,proto3" json:"add_address,omitempty"`
+	RemoveId      string                 `protobuf:"bytes,3,opt,name=remove_id,json=removeId,proto3" json:"remove_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeMembersRequest) Reset() {
+	*x = ChangeMembersRequest{}
+	mi := &file_dfs_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeMembersRequest) ProtoMessage() {}
+
+func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeMembersRequest.ProtoReflect.Descriptor instead.
+func (*ChangeMembersRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ChangeMembersRequest) GetAddId() string {
+	if x != nil {
+		return x.AddId
+	}
+	return ""
+}
+
+func (x *ChangeMembersRequest) GetAddAddress() string {
+	if x != nil {
+		return x.AddAddress
+	}
+	return ""
+}
+
+func (x *ChangeMembersRequest) GetRemoveId() string {
+	if x != nil {
+		return x.RemoveId
+	}
+	return ""
+}
+
+type ChangeMembersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeMembersResponse) Reset() {
+	*x = ChangeMembersResponse{}
+	mi := &file_dfs_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeMembersResponse) ProtoMessage() {}
+
+func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeMembersResponse.ProtoReflect.Descriptor instead.
+func (*ChangeMembersResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{73}
+}
+
+type ScrubRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScrubRequest) Reset() {
+	*x = ScrubRequest{}
+	mi := &file_dfs_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScrubRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScrubRequest) ProtoMessage() {}
+
+func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScrubRequest.ProtoReflect.Descriptor instead.
+func (*ScrubRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{74}
+}
+
+type ScrubResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *ScrubStatus           `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScrubResponse) Reset() {
+	*x = ScrubResponse{}
+	mi := &file_dfs_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScrubResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScrubResponse) ProtoMessage() {}
+
+func (x *ScrubResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScrubResponse.ProtoReflect.Descriptor instead.
+func (*ScrubResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *ScrubResponse) GetStatus() *ScrubStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
 }
 
 var File_dfs_proto protoreflect.FileDescriptor
@@ -4160,7 +4757,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\aservers\x18\f \x03(\tR\aservers\x1a:\n" +
 	"\fOptionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xef\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbf\x03\n" +
 	"\n" +
 	"BrickState\x12\x1b\n" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x12\n" +
@@ -4179,7 +4776,18 @@ const file_dfs_proto_rawDesc = "" +
 	" \x01(\tR\x06fsType\x12\x16\n" +
 	"\x06device\x18\v \x01(\tR\x06device\x12\x12\n" +
 	"\x04role\x18\f \x01(\tR\x04role\x12%\n" +
-	"\x0eleader_address\x18\r \x01(\tR\rleaderAddress\"\x87\x01\n" +
+	"\x0eleader_address\x18\r \x01(\tR\rleaderAddress\x12#\n" +
+	"\rapplied_index\x18\x0e \x01(\x04R\fappliedIndex\x12)\n" +
+	"\x05scrub\x18\x0f \x01(\v2\x13.dfs.v1.ScrubStatusR\x05scrub\"\xe9\x01\n" +
+	"\vScrubStatus\x12\x18\n" +
+	"\arunning\x18\x01 \x01(\bR\arunning\x12!\n" +
+	"\fstarted_unix\x18\x02 \x01(\x03R\vstartedUnix\x12#\n" +
+	"\rfinished_unix\x18\x03 \x01(\x03R\ffinishedUnix\x12\x16\n" +
+	"\x06chunks\x18\x04 \x01(\x04R\x06chunks\x12\x14\n" +
+	"\x05bytes\x18\x05 \x01(\x04R\x05bytes\x12\x18\n" +
+	"\acorrupt\x18\x06 \x01(\x04R\acorrupt\x12\x1a\n" +
+	"\brepaired\x18\a \x01(\x04R\brepaired\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\"\x87\x01\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x10\n" +
@@ -4281,12 +4889,41 @@ const file_dfs_proto_rawDesc = "" +
 	"\x0eleader_address\x18\x03 \x01(\tR\rleaderAddress\x12\x1b\n" +
 	"\tleader_id\x18\x04 \x01(\tR\bleaderId\x12#\n" +
 	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x12\x12\n" +
-	"\x04term\x18\x06 \x01(\x04R\x04term*y\n" +
+	"\x04term\x18\x06 \x01(\x04R\x04term\";\n" +
+	"\x11VolumeHealRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04full\x18\x02 \x01(\bR\x04full\"\xe7\x01\n" +
+	"\tHealBrick\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1c\n" +
+	"\tsubvolume\x18\x03 \x01(\rR\tsubvolume\x12\x16\n" +
+	"\x06online\x18\x04 \x01(\bR\x06online\x12\x12\n" +
+	"\x04role\x18\x05 \x01(\tR\x04role\x12#\n" +
+	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12\x18\n" +
+	"\apending\x18\a \x01(\x04R\apending\x12)\n" +
+	"\x05scrub\x18\b \x01(\v2\x13.dfs.v1.ScrubStatusR\x05scrub\"?\n" +
+	"\x12VolumeHealResponse\x12)\n" +
+	"\x06bricks\x18\x01 \x03(\v2\x11.dfs.v1.HealBrickR\x06bricks\"\x8f\x01\n" +
+	"\x19VolumeReplaceBrickRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
+	"\x03old\x18\x02 \x01(\v2\x11.dfs.v1.BrickSpecR\x03old\x12#\n" +
+	"\x03new\x18\x03 \x01(\v2\x11.dfs.v1.BrickSpecR\x03new\x12\x14\n" +
+	"\x05force\x18\x04 \x01(\bR\x05force\"\x1c\n" +
+	"\x1aVolumeReplaceBrickResponse\"k\n" +
+	"\x14ChangeMembersRequest\x12\x15\n" +
+	"\x06add_id\x18\x01 \x01(\tR\x05addId\x12\x1f\n" +
+	"\vadd_address\x18\x02 \x01(\tR\n" +
+	"addAddress\x12\x1b\n" +
+	"\tremove_id\x18\x03 \x01(\tR\bremoveId\"\x17\n" +
+	"\x15ChangeMembersResponse\"\x0e\n" +
+	"\fScrubRequest\"<\n" +
+	"\rScrubResponse\x12+\n" +
+	"\x06status\x18\x01 \x01(\v2\x13.dfs.v1.ScrubStatusR\x06status*y\n" +
 	"\vVolumeState\x12\x1c\n" +
 	"\x18VOLUME_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14VOLUME_STATE_CREATED\x10\x01\x12\x18\n" +
 	"\x14VOLUME_STATE_STARTED\x10\x02\x12\x18\n" +
-	"\x14VOLUME_STATE_STOPPED\x10\x032\x8e\b\n" +
+	"\x14VOLUME_STATE_STOPPED\x10\x032\xb0\t\n" +
 	"\aManager\x12@\n" +
 	"\tPeerProbe\x12\x18.dfs.v1.PeerProbeRequest\x1a\x19.dfs.v1.PeerProbeResponse\x12C\n" +
 	"\n" +
@@ -4302,7 +4939,10 @@ const file_dfs_proto_rawDesc = "" +
 	"\fVolumeStatus\x12\x1b.dfs.v1.VolumeStatusRequest\x1a\x1c.dfs.v1.VolumeStatusResponse\x12@\n" +
 	"\tVolumeSet\x12\x18.dfs.v1.VolumeSetRequest\x1a\x19.dfs.v1.VolumeSetResponse\x12@\n" +
 	"\tVolumeGet\x12\x18.dfs.v1.VolumeGetRequest\x1a\x19.dfs.v1.VolumeGetResponse\x12F\n" +
-	"\vVolumeReset\x12\x1a.dfs.v1.VolumeResetRequest\x1a\x1b.dfs.v1.VolumeResetResponse\x12;\n" +
+	"\vVolumeReset\x12\x1a.dfs.v1.VolumeResetRequest\x1a\x1b.dfs.v1.VolumeResetResponse\x12C\n" +
+	"\n" +
+	"VolumeHeal\x12\x19.dfs.v1.VolumeHealRequest\x1a\x1a.dfs.v1.VolumeHealResponse\x12[\n" +
+	"\x12VolumeReplaceBrick\x12!.dfs.v1.VolumeReplaceBrickRequest\x1a\".dfs.v1.VolumeReplaceBrickResponse\x12;\n" +
 	"\tGetLayout\x12\x18.dfs.v1.GetLayoutRequest\x1a\x14.dfs.v1.VolumeLayout\x12?\n" +
 	"\vWatchLayout\x12\x18.dfs.v1.GetLayoutRequest\x1a\x14.dfs.v1.VolumeLayout0\x01\x12@\n" +
 	"\tHeartbeat\x12\x18.dfs.v1.HeartbeatRequest\x1a\x19.dfs.v1.HeartbeatResponse2\xd1\x02\n" +
@@ -4311,7 +4951,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04Join\x12\x13.dfs.v1.JoinRequest\x1a\x14.dfs.v1.JoinResponse\x124\n" +
 	"\x05Leave\x12\x14.dfs.v1.LeaveRequest\x1a\x15.dfs.v1.LeaveResponse\x12L\n" +
 	"\rPrepareBricks\x12\x1c.dfs.v1.PrepareBricksRequest\x1a\x1d.dfs.v1.PrepareBricksResponse\x12L\n" +
-	"\rReleaseBricks\x12\x1c.dfs.v1.ReleaseBricksRequest\x1a\x1d.dfs.v1.ReleaseBricksResponse2\xdf\x05\n" +
+	"\rReleaseBricks\x12\x1c.dfs.v1.ReleaseBricksRequest\x1a\x1d.dfs.v1.ReleaseBricksResponse2\xe3\x06\n" +
 	"\fBrickService\x12;\n" +
 	"\x04Ping\x12\x18.dfs.v1.BrickPingRequest\x1a\x19.dfs.v1.BrickPingResponse\x123\n" +
 	"\x06Mutate\x12\x14.dfs.v1.StoreCommand\x1a\x13.dfs.v1.StoreResult\x126\n" +
@@ -4326,7 +4966,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\x06Statfs\x12\x15.dfs.v1.StatfsRequest\x1a\x16.dfs.v1.StatfsResponse\x12A\n" +
 	"\x06Status\x12\x1a.dfs.v1.BrickStatusRequest\x1a\x1b.dfs.v1.BrickStatusResponse\x12C\n" +
 	"\n" +
-	"FetchChunk\x12\x19.dfs.v1.FetchChunkRequest\x1a\x1a.dfs.v1.FetchChunkResponseB'Z%github.com/dfsproject/dfs/proto/dfspbb\x06proto3"
+	"FetchChunk\x12\x19.dfs.v1.FetchChunkRequest\x1a\x1a.dfs.v1.FetchChunkResponse\x12L\n" +
+	"\rChangeMembers\x12\x1c.dfs.v1.ChangeMembersRequest\x1a\x1d.dfs.v1.ChangeMembersResponse\x124\n" +
+	"\x05Scrub\x12\x14.dfs.v1.ScrubRequest\x1a\x15.dfs.v1.ScrubResponseB'Z%github.com/dfsproject/dfs/proto/dfspbb\x06proto3"
 
 var (
 	file_dfs_proto_rawDescOnce sync.Once
@@ -4341,82 +4983,92 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_dfs_proto_goTypes = []any{
-	(VolumeState)(0),              // 0: dfs.v1.VolumeState
-	(*Peer)(nil),                  // 1: dfs.v1.Peer
-	(*PeerProbeRequest)(nil),      // 2: dfs.v1.PeerProbeRequest
-	(*PeerProbeResponse)(nil),     // 3: dfs.v1.PeerProbeResponse
-	(*PeerDetachRequest)(nil),     // 4: dfs.v1.PeerDetachRequest
-	(*PeerDetachResponse)(nil),    // 5: dfs.v1.PeerDetachResponse
-	(*PeerListRequest)(nil),       // 6: dfs.v1.PeerListRequest
-	(*PeerListResponse)(nil),      // 7: dfs.v1.PeerListResponse
-	(*BrickSpec)(nil),             // 8: dfs.v1.BrickSpec
-	(*VolumeCreateRequest)(nil),   // 9: dfs.v1.VolumeCreateRequest
-	(*VolumeCreateResponse)(nil),  // 10: dfs.v1.VolumeCreateResponse
-	(*VolumeStartRequest)(nil),    // 11: dfs.v1.VolumeStartRequest
-	(*VolumeStartResponse)(nil),   // 12: dfs.v1.VolumeStartResponse
-	(*VolumeStopRequest)(nil),     // 13: dfs.v1.VolumeStopRequest
-	(*VolumeStopResponse)(nil),    // 14: dfs.v1.VolumeStopResponse
-	(*VolumeDeleteRequest)(nil),   // 15: dfs.v1.VolumeDeleteRequest
-	(*VolumeDeleteResponse)(nil),  // 16: dfs.v1.VolumeDeleteResponse
-	(*Brick)(nil),                 // 17: dfs.v1.Brick
-	(*Volume)(nil),                // 18: dfs.v1.Volume
-	(*VolumeInfoRequest)(nil),     // 19: dfs.v1.VolumeInfoRequest
-	(*VolumeInfoResponse)(nil),    // 20: dfs.v1.VolumeInfoResponse
-	(*BrickStatus)(nil),           // 21: dfs.v1.BrickStatus
-	(*SubvolumeStatus)(nil),       // 22: dfs.v1.SubvolumeStatus
-	(*VolumeStatusRequest)(nil),   // 23: dfs.v1.VolumeStatusRequest
-	(*VolumeStatusEntry)(nil),     // 24: dfs.v1.VolumeStatusEntry
-	(*VolumeStatusResponse)(nil),  // 25: dfs.v1.VolumeStatusResponse
-	(*VolumeSetRequest)(nil),      // 26: dfs.v1.VolumeSetRequest
-	(*VolumeSetResponse)(nil),     // 27: dfs.v1.VolumeSetResponse
-	(*VolumeOption)(nil),          // 28: dfs.v1.VolumeOption
-	(*VolumeGetRequest)(nil),      // 29: dfs.v1.VolumeGetRequest
-	(*VolumeGetResponse)(nil),     // 30: dfs.v1.VolumeGetResponse
-	(*VolumeResetRequest)(nil),    // 31: dfs.v1.VolumeResetRequest
-	(*VolumeResetResponse)(nil),   // 32: dfs.v1.VolumeResetResponse
-	(*GetLayoutRequest)(nil),      // 33: dfs.v1.GetLayoutRequest
-	(*BrickEndpoint)(nil),         // 34: dfs.v1.BrickEndpoint
-	(*Subvolume)(nil),             // 35: dfs.v1.Subvolume
-	(*VolumeLayout)(nil),          // 36: dfs.v1.VolumeLayout
-	(*BrickState)(nil),            // 37: dfs.v1.BrickState
-	(*HeartbeatRequest)(nil),      // 38: dfs.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 39: dfs.v1.HeartbeatResponse
-	(*IdentityRequest)(nil),       // 40: dfs.v1.IdentityRequest
-	(*IdentityResponse)(nil),      // 41: dfs.v1.IdentityResponse
-	(*JoinRequest)(nil),           // 42: dfs.v1.JoinRequest
-	(*JoinResponse)(nil),          // 43: dfs.v1.JoinResponse
-	(*LeaveRequest)(nil),          // 44: dfs.v1.LeaveRequest
-	(*LeaveResponse)(nil),         // 45: dfs.v1.LeaveResponse
-	(*PrepareBricksRequest)(nil),  // 46: dfs.v1.PrepareBricksRequest
-	(*PrepareBricksResponse)(nil), // 47: dfs.v1.PrepareBricksResponse
-	(*ReleaseBricksRequest)(nil),  // 48: dfs.v1.ReleaseBricksRequest
-	(*ReleaseBricksResponse)(nil), // 49: dfs.v1.ReleaseBricksResponse
-	(*BrickPingRequest)(nil),      // 50: dfs.v1.BrickPingRequest
-	(*BrickPingResponse)(nil),     // 51: dfs.v1.BrickPingResponse
-	(*GetAttrRequest)(nil),        // 52: dfs.v1.GetAttrRequest
-	(*LookupRequest)(nil),         // 53: dfs.v1.LookupRequest
-	(*ReadDirRequest)(nil),        // 54: dfs.v1.ReadDirRequest
-	(*ReadDirResponse)(nil),       // 55: dfs.v1.ReadDirResponse
-	(*ReadInlineRequest)(nil),     // 56: dfs.v1.ReadInlineRequest
-	(*ReadChunkRequest)(nil),      // 57: dfs.v1.ReadChunkRequest
-	(*ReadResponse)(nil),          // 58: dfs.v1.ReadResponse
-	(*FetchChunkRequest)(nil),     // 59: dfs.v1.FetchChunkRequest
-	(*FetchChunkResponse)(nil),    // 60: dfs.v1.FetchChunkResponse
-	(*GetXattrRequest)(nil),       // 61: dfs.v1.GetXattrRequest
-	(*XattrResponse)(nil),         // 62: dfs.v1.XattrResponse
-	(*StatfsRequest)(nil),         // 63: dfs.v1.StatfsRequest
-	(*StatfsResponse)(nil),        // 64: dfs.v1.StatfsResponse
-	(*BrickStatusRequest)(nil),    // 65: dfs.v1.BrickStatusRequest
-	(*BrickStatusResponse)(nil),   // 66: dfs.v1.BrickStatusResponse
-	nil,                           // 67: dfs.v1.Volume.OptionsEntry
-	nil,                           // 68: dfs.v1.VolumeLayout.OptionsEntry
-	(StoreErrorCode)(0),           // 69: dfs.v1.StoreErrorCode
-	(*Dirent)(nil),                // 70: dfs.v1.Dirent
-	(*ChunkInfo)(nil),             // 71: dfs.v1.ChunkInfo
-	(*StoreCommand)(nil),          // 72: dfs.v1.StoreCommand
-	(*StoreResult)(nil),           // 73: dfs.v1.StoreResult
+	(VolumeState)(0),                   // 0: dfs.v1.VolumeState
+	(*Peer)(nil),                       // 1: dfs.v1.Peer
+	(*PeerProbeRequest)(nil),           // 2: dfs.v1.PeerProbeRequest
+	(*PeerProbeResponse)(nil),          // 3: dfs.v1.PeerProbeResponse
+	(*PeerDetachRequest)(nil),          // 4: dfs.v1.PeerDetachRequest
+	(*PeerDetachResponse)(nil),         // 5: dfs.v1.PeerDetachResponse
+	(*PeerListRequest)(nil),            // 6: dfs.v1.PeerListRequest
+	(*PeerListResponse)(nil),           // 7: dfs.v1.PeerListResponse
+	(*BrickSpec)(nil),                  // 8: dfs.v1.BrickSpec
+	(*VolumeCreateRequest)(nil),        // 9: dfs.v1.VolumeCreateRequest
+	(*VolumeCreateResponse)(nil),       // 10: dfs.v1.VolumeCreateResponse
+	(*VolumeStartRequest)(nil),         // 11: dfs.v1.VolumeStartRequest
+	(*VolumeStartResponse)(nil),        // 12: dfs.v1.VolumeStartResponse
+	(*VolumeStopRequest)(nil),          // 13: dfs.v1.VolumeStopRequest
+	(*VolumeStopResponse)(nil),         // 14: dfs.v1.VolumeStopResponse
+	(*VolumeDeleteRequest)(nil),        // 15: dfs.v1.VolumeDeleteRequest
+	(*VolumeDeleteResponse)(nil),       // 16: dfs.v1.VolumeDeleteResponse
+	(*Brick)(nil),                      // 17: dfs.v1.Brick
+	(*Volume)(nil),                     // 18: dfs.v1.Volume
+	(*VolumeInfoRequest)(nil),          // 19: dfs.v1.VolumeInfoRequest
+	(*VolumeInfoResponse)(nil),         // 20: dfs.v1.VolumeInfoResponse
+	(*BrickStatus)(nil),                // 21: dfs.v1.BrickStatus
+	(*SubvolumeStatus)(nil),            // 22: dfs.v1.SubvolumeStatus
+	(*VolumeStatusRequest)(nil),        // 23: dfs.v1.VolumeStatusRequest
+	(*VolumeStatusEntry)(nil),          // 24: dfs.v1.VolumeStatusEntry
+	(*VolumeStatusResponse)(nil),       // 25: dfs.v1.VolumeStatusResponse
+	(*VolumeSetRequest)(nil),           // 26: dfs.v1.VolumeSetRequest
+	(*VolumeSetResponse)(nil),          // 27: dfs.v1.VolumeSetResponse
+	(*VolumeOption)(nil),               // 28: dfs.v1.VolumeOption
+	(*VolumeGetRequest)(nil),           // 29: dfs.v1.VolumeGetRequest
+	(*VolumeGetResponse)(nil),          // 30: dfs.v1.VolumeGetResponse
+	(*VolumeResetRequest)(nil),         // 31: dfs.v1.VolumeResetRequest
+	(*VolumeResetResponse)(nil),        // 32: dfs.v1.VolumeResetResponse
+	(*GetLayoutRequest)(nil),           // 33: dfs.v1.GetLayoutRequest
+	(*BrickEndpoint)(nil),              // 34: dfs.v1.BrickEndpoint
+	(*Subvolume)(nil),                  // 35: dfs.v1.Subvolume
+	(*VolumeLayout)(nil),               // 36: dfs.v1.VolumeLayout
+	(*BrickState)(nil),                 // 37: dfs.v1.BrickState
+	(*ScrubStatus)(nil),                // 38: dfs.v1.ScrubStatus
+	(*HeartbeatRequest)(nil),           // 39: dfs.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),          // 40: dfs.v1.HeartbeatResponse
+	(*IdentityRequest)(nil),            // 41: dfs.v1.IdentityRequest
+	(*IdentityResponse)(nil),           // 42: dfs.v1.IdentityResponse
+	(*JoinRequest)(nil),                // 43: dfs.v1.JoinRequest
+	(*JoinResponse)(nil),               // 44: dfs.v1.JoinResponse
+	(*LeaveRequest)(nil),               // 45: dfs.v1.LeaveRequest
+	(*LeaveResponse)(nil),              // 46: dfs.v1.LeaveResponse
+	(*PrepareBricksRequest)(nil),       // 47: dfs.v1.PrepareBricksRequest
+	(*PrepareBricksResponse)(nil),      // 48: dfs.v1.PrepareBricksResponse
+	(*ReleaseBricksRequest)(nil),       // 49: dfs.v1.ReleaseBricksRequest
+	(*ReleaseBricksResponse)(nil),      // 50: dfs.v1.ReleaseBricksResponse
+	(*BrickPingRequest)(nil),           // 51: dfs.v1.BrickPingRequest
+	(*BrickPingResponse)(nil),          // 52: dfs.v1.BrickPingResponse
+	(*GetAttrRequest)(nil),             // 53: dfs.v1.GetAttrRequest
+	(*LookupRequest)(nil),              // 54: dfs.v1.LookupRequest
+	(*ReadDirRequest)(nil),             // 55: dfs.v1.ReadDirRequest
+	(*ReadDirResponse)(nil),            // 56: dfs.v1.ReadDirResponse
+	(*ReadInlineRequest)(nil),          // 57: dfs.v1.ReadInlineRequest
+	(*ReadChunkRequest)(nil),           // 58: dfs.v1.ReadChunkRequest
+	(*ReadResponse)(nil),               // 59: dfs.v1.ReadResponse
+	(*FetchChunkRequest)(nil),          // 60: dfs.v1.FetchChunkRequest
+	(*FetchChunkResponse)(nil),         // 61: dfs.v1.FetchChunkResponse
+	(*GetXattrRequest)(nil),            // 62: dfs.v1.GetXattrRequest
+	(*XattrResponse)(nil),              // 63: dfs.v1.XattrResponse
+	(*StatfsRequest)(nil),              // 64: dfs.v1.StatfsRequest
+	(*StatfsResponse)(nil),             // 65: dfs.v1.StatfsResponse
+	(*BrickStatusRequest)(nil),         // 66: dfs.v1.BrickStatusRequest
+	(*BrickStatusResponse)(nil),        // 67: dfs.v1.BrickStatusResponse
+	(*VolumeHealRequest)(nil),          // 68: dfs.v1.VolumeHealRequest
+	(*HealBrick)(nil),                  // 69: dfs.v1.HealBrick
+	(*VolumeHealResponse)(nil),         // 70: dfs.v1.VolumeHealResponse
+	(*VolumeReplaceBrickRequest)(nil),  // 71: dfs.v1.VolumeReplaceBrickRequest
+	(*VolumeReplaceBrickResponse)(nil), // 72: dfs.v1.VolumeReplaceBrickResponse
+	(*ChangeMembersRequest)(nil),       // 73: dfs.v1.ChangeMembersRequest
+	(*ChangeMembersResponse)(nil),      // 74: dfs.v1.ChangeMembersResponse
+	(*ScrubRequest)(nil),               // 75: dfs.v1.ScrubRequest
+	(*ScrubResponse)(nil),              // 76: dfs.v1.ScrubResponse
+	nil,                                // 77: dfs.v1.Volume.OptionsEntry
+	nil,                                // 78: dfs.v1.VolumeLayout.OptionsEntry
+	(StoreErrorCode)(0),                // 79: dfs.v1.StoreErrorCode
+	(*Dirent)(nil),                     // 80: dfs.v1.Dirent
+	(*ChunkInfo)(nil),                  // 81: dfs.v1.ChunkInfo
+	(*StoreCommand)(nil),               // 82: dfs.v1.StoreCommand
+	(*StoreResult)(nil),                // 83: dfs.v1.StoreResult
 }
 var file_dfs_proto_depIdxs = []int32{
 	1,  // 0: dfs.v1.PeerProbeResponse.peer:type_name -> dfs.v1.Peer
@@ -4425,7 +5077,7 @@ var file_dfs_proto_depIdxs = []int32{
 	18, // 3: dfs.v1.VolumeCreateResponse.volume:type_name -> dfs.v1.Volume
 	0,  // 4: dfs.v1.Volume.state:type_name -> dfs.v1.VolumeState
 	17, // 5: dfs.v1.Volume.bricks:type_name -> dfs.v1.Brick
-	67, // 6: dfs.v1.Volume.options:type_name -> dfs.v1.Volume.OptionsEntry
+	77, // 6: dfs.v1.Volume.options:type_name -> dfs.v1.Volume.OptionsEntry
 	18, // 7: dfs.v1.VolumeInfoResponse.volumes:type_name -> dfs.v1.Volume
 	0,  // 8: dfs.v1.VolumeStatusEntry.state:type_name -> dfs.v1.VolumeState
 	21, // 9: dfs.v1.VolumeStatusEntry.bricks:type_name -> dfs.v1.BrickStatus
@@ -4435,83 +5087,97 @@ var file_dfs_proto_depIdxs = []int32{
 	34, // 13: dfs.v1.Subvolume.bricks:type_name -> dfs.v1.BrickEndpoint
 	0,  // 14: dfs.v1.VolumeLayout.state:type_name -> dfs.v1.VolumeState
 	35, // 15: dfs.v1.VolumeLayout.subvolumes:type_name -> dfs.v1.Subvolume
-	68, // 16: dfs.v1.VolumeLayout.options:type_name -> dfs.v1.VolumeLayout.OptionsEntry
-	37, // 17: dfs.v1.HeartbeatRequest.bricks:type_name -> dfs.v1.BrickState
-	69, // 18: dfs.v1.ReadDirResponse.code:type_name -> dfs.v1.StoreErrorCode
-	70, // 19: dfs.v1.ReadDirResponse.entries:type_name -> dfs.v1.Dirent
-	69, // 20: dfs.v1.ReadResponse.code:type_name -> dfs.v1.StoreErrorCode
-	69, // 21: dfs.v1.FetchChunkResponse.code:type_name -> dfs.v1.StoreErrorCode
-	71, // 22: dfs.v1.FetchChunkResponse.info:type_name -> dfs.v1.ChunkInfo
-	69, // 23: dfs.v1.XattrResponse.code:type_name -> dfs.v1.StoreErrorCode
-	2,  // 24: dfs.v1.Manager.PeerProbe:input_type -> dfs.v1.PeerProbeRequest
-	4,  // 25: dfs.v1.Manager.PeerDetach:input_type -> dfs.v1.PeerDetachRequest
-	6,  // 26: dfs.v1.Manager.PeerList:input_type -> dfs.v1.PeerListRequest
-	9,  // 27: dfs.v1.Manager.VolumeCreate:input_type -> dfs.v1.VolumeCreateRequest
-	11, // 28: dfs.v1.Manager.VolumeStart:input_type -> dfs.v1.VolumeStartRequest
-	13, // 29: dfs.v1.Manager.VolumeStop:input_type -> dfs.v1.VolumeStopRequest
-	15, // 30: dfs.v1.Manager.VolumeDelete:input_type -> dfs.v1.VolumeDeleteRequest
-	19, // 31: dfs.v1.Manager.VolumeInfo:input_type -> dfs.v1.VolumeInfoRequest
-	23, // 32: dfs.v1.Manager.VolumeStatus:input_type -> dfs.v1.VolumeStatusRequest
-	26, // 33: dfs.v1.Manager.VolumeSet:input_type -> dfs.v1.VolumeSetRequest
-	29, // 34: dfs.v1.Manager.VolumeGet:input_type -> dfs.v1.VolumeGetRequest
-	31, // 35: dfs.v1.Manager.VolumeReset:input_type -> dfs.v1.VolumeResetRequest
-	33, // 36: dfs.v1.Manager.GetLayout:input_type -> dfs.v1.GetLayoutRequest
-	33, // 37: dfs.v1.Manager.WatchLayout:input_type -> dfs.v1.GetLayoutRequest
-	38, // 38: dfs.v1.Manager.Heartbeat:input_type -> dfs.v1.HeartbeatRequest
-	40, // 39: dfs.v1.PeerService.Identity:input_type -> dfs.v1.IdentityRequest
-	42, // 40: dfs.v1.PeerService.Join:input_type -> dfs.v1.JoinRequest
-	44, // 41: dfs.v1.PeerService.Leave:input_type -> dfs.v1.LeaveRequest
-	46, // 42: dfs.v1.PeerService.PrepareBricks:input_type -> dfs.v1.PrepareBricksRequest
-	48, // 43: dfs.v1.PeerService.ReleaseBricks:input_type -> dfs.v1.ReleaseBricksRequest
-	50, // 44: dfs.v1.BrickService.Ping:input_type -> dfs.v1.BrickPingRequest
-	72, // 45: dfs.v1.BrickService.Mutate:input_type -> dfs.v1.StoreCommand
-	52, // 46: dfs.v1.BrickService.GetAttr:input_type -> dfs.v1.GetAttrRequest
-	53, // 47: dfs.v1.BrickService.Lookup:input_type -> dfs.v1.LookupRequest
-	54, // 48: dfs.v1.BrickService.ReadDir:input_type -> dfs.v1.ReadDirRequest
-	56, // 49: dfs.v1.BrickService.ReadInline:input_type -> dfs.v1.ReadInlineRequest
-	57, // 50: dfs.v1.BrickService.ReadChunk:input_type -> dfs.v1.ReadChunkRequest
-	61, // 51: dfs.v1.BrickService.GetXattr:input_type -> dfs.v1.GetXattrRequest
-	52, // 52: dfs.v1.BrickService.ListXattr:input_type -> dfs.v1.GetAttrRequest
-	63, // 53: dfs.v1.BrickService.Statfs:input_type -> dfs.v1.StatfsRequest
-	65, // 54: dfs.v1.BrickService.Status:input_type -> dfs.v1.BrickStatusRequest
-	59, // 55: dfs.v1.BrickService.FetchChunk:input_type -> dfs.v1.FetchChunkRequest
-	3,  // 56: dfs.v1.Manager.PeerProbe:output_type -> dfs.v1.PeerProbeResponse
-	5,  // 57: dfs.v1.Manager.PeerDetach:output_type -> dfs.v1.PeerDetachResponse
-	7,  // 58: dfs.v1.Manager.PeerList:output_type -> dfs.v1.PeerListResponse
-	10, // 59: dfs.v1.Manager.VolumeCreate:output_type -> dfs.v1.VolumeCreateResponse
-	12, // 60: dfs.v1.Manager.VolumeStart:output_type -> dfs.v1.VolumeStartResponse
-	14, // 61: dfs.v1.Manager.VolumeStop:output_type -> dfs.v1.VolumeStopResponse
-	16, // 62: dfs.v1.Manager.VolumeDelete:output_type -> dfs.v1.VolumeDeleteResponse
-	20, // 63: dfs.v1.Manager.VolumeInfo:output_type -> dfs.v1.VolumeInfoResponse
-	25, // 64: dfs.v1.Manager.VolumeStatus:output_type -> dfs.v1.VolumeStatusResponse
-	27, // 65: dfs.v1.Manager.VolumeSet:output_type -> dfs.v1.VolumeSetResponse
-	30, // 66: dfs.v1.Manager.VolumeGet:output_type -> dfs.v1.VolumeGetResponse
-	32, // 67: dfs.v1.Manager.VolumeReset:output_type -> dfs.v1.VolumeResetResponse
-	36, // 68: dfs.v1.Manager.GetLayout:output_type -> dfs.v1.VolumeLayout
-	36, // 69: dfs.v1.Manager.WatchLayout:output_type -> dfs.v1.VolumeLayout
-	39, // 70: dfs.v1.Manager.Heartbeat:output_type -> dfs.v1.HeartbeatResponse
-	41, // 71: dfs.v1.PeerService.Identity:output_type -> dfs.v1.IdentityResponse
-	43, // 72: dfs.v1.PeerService.Join:output_type -> dfs.v1.JoinResponse
-	45, // 73: dfs.v1.PeerService.Leave:output_type -> dfs.v1.LeaveResponse
-	47, // 74: dfs.v1.PeerService.PrepareBricks:output_type -> dfs.v1.PrepareBricksResponse
-	49, // 75: dfs.v1.PeerService.ReleaseBricks:output_type -> dfs.v1.ReleaseBricksResponse
-	51, // 76: dfs.v1.BrickService.Ping:output_type -> dfs.v1.BrickPingResponse
-	73, // 77: dfs.v1.BrickService.Mutate:output_type -> dfs.v1.StoreResult
-	73, // 78: dfs.v1.BrickService.GetAttr:output_type -> dfs.v1.StoreResult
-	73, // 79: dfs.v1.BrickService.Lookup:output_type -> dfs.v1.StoreResult
-	55, // 80: dfs.v1.BrickService.ReadDir:output_type -> dfs.v1.ReadDirResponse
-	58, // 81: dfs.v1.BrickService.ReadInline:output_type -> dfs.v1.ReadResponse
-	58, // 82: dfs.v1.BrickService.ReadChunk:output_type -> dfs.v1.ReadResponse
-	62, // 83: dfs.v1.BrickService.GetXattr:output_type -> dfs.v1.XattrResponse
-	62, // 84: dfs.v1.BrickService.ListXattr:output_type -> dfs.v1.XattrResponse
-	64, // 85: dfs.v1.BrickService.Statfs:output_type -> dfs.v1.StatfsResponse
-	66, // 86: dfs.v1.BrickService.Status:output_type -> dfs.v1.BrickStatusResponse
-	60, // 87: dfs.v1.BrickService.FetchChunk:output_type -> dfs.v1.FetchChunkResponse
-	56, // [56:88] is the sub-list for method output_type
-	24, // [24:56] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	78, // 16: dfs.v1.VolumeLayout.options:type_name -> dfs.v1.VolumeLayout.OptionsEntry
+	38, // 17: dfs.v1.BrickState.scrub:type_name -> dfs.v1.ScrubStatus
+	37, // 18: dfs.v1.HeartbeatRequest.bricks:type_name -> dfs.v1.BrickState
+	79, // 19: dfs.v1.ReadDirResponse.code:type_name -> dfs.v1.StoreErrorCode
+	80, // 20: dfs.v1.ReadDirResponse.entries:type_name -> dfs.v1.Dirent
+	79, // 21: dfs.v1.ReadResponse.code:type_name -> dfs.v1.StoreErrorCode
+	79, // 22: dfs.v1.FetchChunkResponse.code:type_name -> dfs.v1.StoreErrorCode
+	81, // 23: dfs.v1.FetchChunkResponse.info:type_name -> dfs.v1.ChunkInfo
+	79, // 24: dfs.v1.XattrResponse.code:type_name -> dfs.v1.StoreErrorCode
+	38, // 25: dfs.v1.HealBrick.scrub:type_name -> dfs.v1.ScrubStatus
+	69, // 26: dfs.v1.VolumeHealResponse.bricks:type_name -> dfs.v1.HealBrick
+	8,  // 27: dfs.v1.VolumeReplaceBrickRequest.old:type_name -> dfs.v1.BrickSpec
+	8,  // 28: dfs.v1.VolumeReplaceBrickRequest.new:type_name -> dfs.v1.BrickSpec
+	38, // 29: dfs.v1.ScrubResponse.status:type_name -> dfs.v1.ScrubStatus
+	2,  // 30: dfs.v1.Manager.PeerProbe:input_type -> dfs.v1.PeerProbeRequest
+	4,  // 31: dfs.v1.Manager.PeerDetach:input_type -> dfs.v1.PeerDetachRequest
+	6,  // 32: dfs.v1.Manager.PeerList:input_type -> dfs.v1.PeerListRequest
+	9,  // 33: dfs.v1.Manager.VolumeCreate:input_type -> dfs.v1.VolumeCreateRequest
+	11, // 34: dfs.v1.Manager.VolumeStart:input_type -> dfs.v1.VolumeStartRequest
+	13, // 35: dfs.v1.Manager.VolumeStop:input_type -> dfs.v1.VolumeStopRequest
+	15, // 36: dfs.v1.Manager.VolumeDelete:input_type -> dfs.v1.VolumeDeleteRequest
+	19, // 37: dfs.v1.Manager.VolumeInfo:input_type -> dfs.v1.VolumeInfoRequest
+	23, // 38: dfs.v1.Manager.VolumeStatus:input_type -> dfs.v1.VolumeStatusRequest
+	26, // 39: dfs.v1.Manager.VolumeSet:input_type -> dfs.v1.VolumeSetRequest
+	29, // 40: dfs.v1.Manager.VolumeGet:input_type -> dfs.v1.VolumeGetRequest
+	31, // 41: dfs.v1.Manager.VolumeReset:input_type -> dfs.v1.VolumeResetRequest
+	68, // 42: dfs.v1.Manager.VolumeHeal:input_type -> dfs.v1.VolumeHealRequest
+	71, // 43: dfs.v1.Manager.VolumeReplaceBrick:input_type -> dfs.v1.VolumeReplaceBrickRequest
+	33, // 44: dfs.v1.Manager.GetLayout:input_type -> dfs.v1.GetLayoutRequest
+	33, // 45: dfs.v1.Manager.WatchLayout:input_type -> dfs.v1.GetLayoutRequest
+	39, // 46: dfs.v1.Manager.Heartbeat:input_type -> dfs.v1.HeartbeatRequest
+	41, // 47: dfs.v1.PeerService.Identity:input_type -> dfs.v1.IdentityRequest
+	43, // 48: dfs.v1.PeerService.Join:input_type -> dfs.v1.JoinRequest
+	45, // 49: dfs.v1.PeerService.Leave:input_type -> dfs.v1.LeaveRequest
+	47, // 50: dfs.v1.PeerService.PrepareBricks:input_type -> dfs.v1.PrepareBricksRequest
+	49, // 51: dfs.v1.PeerService.ReleaseBricks:input_type -> dfs.v1.ReleaseBricksRequest
+	51, // 52: dfs.v1.BrickService.Ping:input_type -> dfs.v1.BrickPingRequest
+	82, // 53: dfs.v1.BrickService.Mutate:input_type -> dfs.v1.StoreCommand
+	53, // 54: dfs.v1.BrickService.GetAttr:input_type -> dfs.v1.GetAttrRequest
+	54, // 55: dfs.v1.BrickService.Lookup:input_type -> dfs.v1.LookupRequest
+	55, // 56: dfs.v1.BrickService.ReadDir:input_type -> dfs.v1.ReadDirRequest
+	57, // 57: dfs.v1.BrickService.ReadInline:input_type -> dfs.v1.ReadInlineRequest
+	58, // 58: dfs.v1.BrickService.ReadChunk:input_type -> dfs.v1.ReadChunkRequest
+	62, // 59: dfs.v1.BrickService.GetXattr:input_type -> dfs.v1.GetXattrRequest
+	53, // 60: dfs.v1.BrickService.ListXattr:input_type -> dfs.v1.GetAttrRequest
+	64, // 61: dfs.v1.BrickService.Statfs:input_type -> dfs.v1.StatfsRequest
+	66, // 62: dfs.v1.BrickService.Status:input_type -> dfs.v1.BrickStatusRequest
+	60, // 63: dfs.v1.BrickService.FetchChunk:input_type -> dfs.v1.FetchChunkRequest
+	73, // 64: dfs.v1.BrickService.ChangeMembers:input_type -> dfs.v1.ChangeMembersRequest
+	75, // 65: dfs.v1.BrickService.Scrub:input_type -> dfs.v1.ScrubRequest
+	3,  // 66: dfs.v1.Manager.PeerProbe:output_type -> dfs.v1.PeerProbeResponse
+	5,  // 67: dfs.v1.Manager.PeerDetach:output_type -> dfs.v1.PeerDetachResponse
+	7,  // 68: dfs.v1.Manager.PeerList:output_type -> dfs.v1.PeerListResponse
+	10, // 69: dfs.v1.Manager.VolumeCreate:output_type -> dfs.v1.VolumeCreateResponse
+	12, // 70: dfs.v1.Manager.VolumeStart:output_type -> dfs.v1.VolumeStartResponse
+	14, // 71: dfs.v1.Manager.VolumeStop:output_type -> dfs.v1.VolumeStopResponse
+	16, // 72: dfs.v1.Manager.VolumeDelete:output_type -> dfs.v1.VolumeDeleteResponse
+	20, // 73: dfs.v1.Manager.VolumeInfo:output_type -> dfs.v1.VolumeInfoResponse
+	25, // 74: dfs.v1.Manager.VolumeStatus:output_type -> dfs.v1.VolumeStatusResponse
+	27, // 75: dfs.v1.Manager.VolumeSet:output_type -> dfs.v1.VolumeSetResponse
+	30, // 76: dfs.v1.Manager.VolumeGet:output_type -> dfs.v1.VolumeGetResponse
+	32, // 77: dfs.v1.Manager.VolumeReset:output_type -> dfs.v1.VolumeResetResponse
+	70, // 78: dfs.v1.Manager.VolumeHeal:output_type -> dfs.v1.VolumeHealResponse
+	72, // 79: dfs.v1.Manager.VolumeReplaceBrick:output_type -> dfs.v1.VolumeReplaceBrickResponse
+	36, // 80: dfs.v1.Manager.GetLayout:output_type -> dfs.v1.VolumeLayout
+	36, // 81: dfs.v1.Manager.WatchLayout:output_type -> dfs.v1.VolumeLayout
+	40, // 82: dfs.v1.Manager.Heartbeat:output_type -> dfs.v1.HeartbeatResponse
+	42, // 83: dfs.v1.PeerService.Identity:output_type -> dfs.v1.IdentityResponse
+	44, // 84: dfs.v1.PeerService.Join:output_type -> dfs.v1.JoinResponse
+	46, // 85: dfs.v1.PeerService.Leave:output_type -> dfs.v1.LeaveResponse
+	48, // 86: dfs.v1.PeerService.PrepareBricks:output_type -> dfs.v1.PrepareBricksResponse
+	50, // 87: dfs.v1.PeerService.ReleaseBricks:output_type -> dfs.v1.ReleaseBricksResponse
+	52, // 88: dfs.v1.BrickService.Ping:output_type -> dfs.v1.BrickPingResponse
+	83, // 89: dfs.v1.BrickService.Mutate:output_type -> dfs.v1.StoreResult
+	83, // 90: dfs.v1.BrickService.GetAttr:output_type -> dfs.v1.StoreResult
+	83, // 91: dfs.v1.BrickService.Lookup:output_type -> dfs.v1.StoreResult
+	56, // 92: dfs.v1.BrickService.ReadDir:output_type -> dfs.v1.ReadDirResponse
+	59, // 93: dfs.v1.BrickService.ReadInline:output_type -> dfs.v1.ReadResponse
+	59, // 94: dfs.v1.BrickService.ReadChunk:output_type -> dfs.v1.ReadResponse
+	63, // 95: dfs.v1.BrickService.GetXattr:output_type -> dfs.v1.XattrResponse
+	63, // 96: dfs.v1.BrickService.ListXattr:output_type -> dfs.v1.XattrResponse
+	65, // 97: dfs.v1.BrickService.Statfs:output_type -> dfs.v1.StatfsResponse
+	67, // 98: dfs.v1.BrickService.Status:output_type -> dfs.v1.BrickStatusResponse
+	61, // 99: dfs.v1.BrickService.FetchChunk:output_type -> dfs.v1.FetchChunkResponse
+	74, // 100: dfs.v1.BrickService.ChangeMembers:output_type -> dfs.v1.ChangeMembersResponse
+	76, // 101: dfs.v1.BrickService.Scrub:output_type -> dfs.v1.ScrubResponse
+	66, // [66:102] is the sub-list for method output_type
+	30, // [30:66] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -4526,7 +5192,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   68,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

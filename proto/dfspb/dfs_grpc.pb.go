@@ -26,21 +26,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Manager_PeerProbe_FullMethodName    = "/dfs.v1.Manager/PeerProbe"
-	Manager_PeerDetach_FullMethodName   = "/dfs.v1.Manager/PeerDetach"
-	Manager_PeerList_FullMethodName     = "/dfs.v1.Manager/PeerList"
-	Manager_VolumeCreate_FullMethodName = "/dfs.v1.Manager/VolumeCreate"
-	Manager_VolumeStart_FullMethodName  = "/dfs.v1.Manager/VolumeStart"
-	Manager_VolumeStop_FullMethodName   = "/dfs.v1.Manager/VolumeStop"
-	Manager_VolumeDelete_FullMethodName = "/dfs.v1.Manager/VolumeDelete"
-	Manager_VolumeInfo_FullMethodName   = "/dfs.v1.Manager/VolumeInfo"
-	Manager_VolumeStatus_FullMethodName = "/dfs.v1.Manager/VolumeStatus"
-	Manager_VolumeSet_FullMethodName    = "/dfs.v1.Manager/VolumeSet"
-	Manager_VolumeGet_FullMethodName    = "/dfs.v1.Manager/VolumeGet"
-	Manager_VolumeReset_FullMethodName  = "/dfs.v1.Manager/VolumeReset"
-	Manager_GetLayout_FullMethodName    = "/dfs.v1.Manager/GetLayout"
-	Manager_WatchLayout_FullMethodName  = "/dfs.v1.Manager/WatchLayout"
-	Manager_Heartbeat_FullMethodName    = "/dfs.v1.Manager/Heartbeat"
+	Manager_PeerProbe_FullMethodName          = "/dfs.v1.Manager/PeerProbe"
+	Manager_PeerDetach_FullMethodName         = "/dfs.v1.Manager/PeerDetach"
+	Manager_PeerList_FullMethodName           = "/dfs.v1.Manager/PeerList"
+	Manager_VolumeCreate_FullMethodName       = "/dfs.v1.Manager/VolumeCreate"
+	Manager_VolumeStart_FullMethodName        = "/dfs.v1.Manager/VolumeStart"
+	Manager_VolumeStop_FullMethodName         = "/dfs.v1.Manager/VolumeStop"
+	Manager_VolumeDelete_FullMethodName       = "/dfs.v1.Manager/VolumeDelete"
+	Manager_VolumeInfo_FullMethodName         = "/dfs.v1.Manager/VolumeInfo"
+	Manager_VolumeStatus_FullMethodName       = "/dfs.v1.Manager/VolumeStatus"
+	Manager_VolumeSet_FullMethodName          = "/dfs.v1.Manager/VolumeSet"
+	Manager_VolumeGet_FullMethodName          = "/dfs.v1.Manager/VolumeGet"
+	Manager_VolumeReset_FullMethodName        = "/dfs.v1.Manager/VolumeReset"
+	Manager_VolumeHeal_FullMethodName         = "/dfs.v1.Manager/VolumeHeal"
+	Manager_VolumeReplaceBrick_FullMethodName = "/dfs.v1.Manager/VolumeReplaceBrick"
+	Manager_GetLayout_FullMethodName          = "/dfs.v1.Manager/GetLayout"
+	Manager_WatchLayout_FullMethodName        = "/dfs.v1.Manager/WatchLayout"
+	Manager_Heartbeat_FullMethodName          = "/dfs.v1.Manager/Heartbeat"
 )
 
 // ManagerClient is the client API for Manager service.
@@ -61,6 +63,11 @@ type ManagerClient interface {
 	VolumeSet(ctx context.Context, in *VolumeSetRequest, opts ...grpc.CallOption) (*VolumeSetResponse, error)
 	VolumeGet(ctx context.Context, in *VolumeGetRequest, opts ...grpc.CallOption) (*VolumeGetResponse, error)
 	VolumeReset(ctx context.Context, in *VolumeResetRequest, opts ...grpc.CallOption) (*VolumeResetResponse, error)
+	// VolumeHeal reports (and with full, starts) the healing of replicas.
+	VolumeHeal(ctx context.Context, in *VolumeHealRequest, opts ...grpc.CallOption) (*VolumeHealResponse, error)
+	// VolumeReplaceBrick moves a brick's place in its replica set to a new
+	// brick, which catches up from the others.
+	VolumeReplaceBrick(ctx context.Context, in *VolumeReplaceBrickRequest, opts ...grpc.CallOption) (*VolumeReplaceBrickResponse, error)
 	// Layout of a started volume, for clients and servers.
 	GetLayout(ctx context.Context, in *GetLayoutRequest, opts ...grpc.CallOption) (*VolumeLayout, error)
 	// WatchLayout sends the current layout, then every newer version.
@@ -197,6 +204,26 @@ func (c *managerClient) VolumeReset(ctx context.Context, in *VolumeResetRequest,
 	return out, nil
 }
 
+func (c *managerClient) VolumeHeal(ctx context.Context, in *VolumeHealRequest, opts ...grpc.CallOption) (*VolumeHealResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VolumeHealResponse)
+	err := c.cc.Invoke(ctx, Manager_VolumeHeal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *managerClient) VolumeReplaceBrick(ctx context.Context, in *VolumeReplaceBrickRequest, opts ...grpc.CallOption) (*VolumeReplaceBrickResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VolumeReplaceBrickResponse)
+	err := c.cc.Invoke(ctx, Manager_VolumeReplaceBrick_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *managerClient) GetLayout(ctx context.Context, in *GetLayoutRequest, opts ...grpc.CallOption) (*VolumeLayout, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VolumeLayout)
@@ -254,6 +281,11 @@ type ManagerServer interface {
 	VolumeSet(context.Context, *VolumeSetRequest) (*VolumeSetResponse, error)
 	VolumeGet(context.Context, *VolumeGetRequest) (*VolumeGetResponse, error)
 	VolumeReset(context.Context, *VolumeResetRequest) (*VolumeResetResponse, error)
+	// VolumeHeal reports (and with full, starts) the healing of replicas.
+	VolumeHeal(context.Context, *VolumeHealRequest) (*VolumeHealResponse, error)
+	// VolumeReplaceBrick moves a brick's place in its replica set to a new
+	// brick, which catches up from the others.
+	VolumeReplaceBrick(context.Context, *VolumeReplaceBrickRequest) (*VolumeReplaceBrickResponse, error)
 	// Layout of a started volume, for clients and servers.
 	GetLayout(context.Context, *GetLayoutRequest) (*VolumeLayout, error)
 	// WatchLayout sends the current layout, then every newer version.
@@ -305,6 +337,12 @@ func (UnimplementedManagerServer) VolumeGet(context.Context, *VolumeGetRequest) 
 }
 func (UnimplementedManagerServer) VolumeReset(context.Context, *VolumeResetRequest) (*VolumeResetResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VolumeReset not implemented")
+}
+func (UnimplementedManagerServer) VolumeHeal(context.Context, *VolumeHealRequest) (*VolumeHealResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VolumeHeal not implemented")
+}
+func (UnimplementedManagerServer) VolumeReplaceBrick(context.Context, *VolumeReplaceBrickRequest) (*VolumeReplaceBrickResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VolumeReplaceBrick not implemented")
 }
 func (UnimplementedManagerServer) GetLayout(context.Context, *GetLayoutRequest) (*VolumeLayout, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetLayout not implemented")
@@ -552,6 +590,42 @@ func _Manager_VolumeReset_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Manager_VolumeHeal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VolumeHealRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ManagerServer).VolumeHeal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Manager_VolumeHeal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ManagerServer).VolumeHeal(ctx, req.(*VolumeHealRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Manager_VolumeReplaceBrick_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VolumeReplaceBrickRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ManagerServer).VolumeReplaceBrick(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Manager_VolumeReplaceBrick_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ManagerServer).VolumeReplaceBrick(ctx, req.(*VolumeReplaceBrickRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Manager_GetLayout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetLayoutRequest)
 	if err := dec(in); err != nil {
@@ -653,6 +727,14 @@ var Manager_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VolumeReset",
 			Handler:    _Manager_VolumeReset_Handler,
+		},
+		{
+			MethodName: "VolumeHeal",
+			Handler:    _Manager_VolumeHeal_Handler,
+		},
+		{
+			MethodName: "VolumeReplaceBrick",
+			Handler:    _Manager_VolumeReplaceBrick_Handler,
 		},
 		{
 			MethodName: "GetLayout",
@@ -940,18 +1022,20 @@ var PeerService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	BrickService_Ping_FullMethodName       = "/dfs.v1.BrickService/Ping"
-	BrickService_Mutate_FullMethodName     = "/dfs.v1.BrickService/Mutate"
-	BrickService_GetAttr_FullMethodName    = "/dfs.v1.BrickService/GetAttr"
-	BrickService_Lookup_FullMethodName     = "/dfs.v1.BrickService/Lookup"
-	BrickService_ReadDir_FullMethodName    = "/dfs.v1.BrickService/ReadDir"
-	BrickService_ReadInline_FullMethodName = "/dfs.v1.BrickService/ReadInline"
-	BrickService_ReadChunk_FullMethodName  = "/dfs.v1.BrickService/ReadChunk"
-	BrickService_GetXattr_FullMethodName   = "/dfs.v1.BrickService/GetXattr"
-	BrickService_ListXattr_FullMethodName  = "/dfs.v1.BrickService/ListXattr"
-	BrickService_Statfs_FullMethodName     = "/dfs.v1.BrickService/Statfs"
-	BrickService_Status_FullMethodName     = "/dfs.v1.BrickService/Status"
-	BrickService_FetchChunk_FullMethodName = "/dfs.v1.BrickService/FetchChunk"
+	BrickService_Ping_FullMethodName          = "/dfs.v1.BrickService/Ping"
+	BrickService_Mutate_FullMethodName        = "/dfs.v1.BrickService/Mutate"
+	BrickService_GetAttr_FullMethodName       = "/dfs.v1.BrickService/GetAttr"
+	BrickService_Lookup_FullMethodName        = "/dfs.v1.BrickService/Lookup"
+	BrickService_ReadDir_FullMethodName       = "/dfs.v1.BrickService/ReadDir"
+	BrickService_ReadInline_FullMethodName    = "/dfs.v1.BrickService/ReadInline"
+	BrickService_ReadChunk_FullMethodName     = "/dfs.v1.BrickService/ReadChunk"
+	BrickService_GetXattr_FullMethodName      = "/dfs.v1.BrickService/GetXattr"
+	BrickService_ListXattr_FullMethodName     = "/dfs.v1.BrickService/ListXattr"
+	BrickService_Statfs_FullMethodName        = "/dfs.v1.BrickService/Statfs"
+	BrickService_Status_FullMethodName        = "/dfs.v1.BrickService/Status"
+	BrickService_FetchChunk_FullMethodName    = "/dfs.v1.BrickService/FetchChunk"
+	BrickService_ChangeMembers_FullMethodName = "/dfs.v1.BrickService/ChangeMembers"
+	BrickService_Scrub_FullMethodName         = "/dfs.v1.BrickService/Scrub"
 )
 
 // BrickServiceClient is the client API for BrickService service.
@@ -987,6 +1071,12 @@ type BrickServiceClient interface {
 	// FetchChunk returns this brick's own copy of a whole chunk, leader or
 	// not, for repair by a peer; any brick answers.
 	FetchChunk(ctx context.Context, in *FetchChunkRequest, opts ...grpc.CallOption) (*FetchChunkResponse, error)
+	// ChangeMembers adds and/or removes a member of the replica set's Raft
+	// group (replace-brick). Leader only.
+	ChangeMembers(ctx context.Context, in *ChangeMembersRequest, opts ...grpc.CallOption) (*ChangeMembersResponse, error)
+	// Scrub verifies every chunk of this brick's copy against its checksums
+	// and repairs bad ones from the other members; any brick answers.
+	Scrub(ctx context.Context, in *ScrubRequest, opts ...grpc.CallOption) (*ScrubResponse, error)
 }
 
 type brickServiceClient struct {
@@ -1117,6 +1207,26 @@ func (c *brickServiceClient) FetchChunk(ctx context.Context, in *FetchChunkReque
 	return out, nil
 }
 
+func (c *brickServiceClient) ChangeMembers(ctx context.Context, in *ChangeMembersRequest, opts ...grpc.CallOption) (*ChangeMembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChangeMembersResponse)
+	err := c.cc.Invoke(ctx, BrickService_ChangeMembers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brickServiceClient) Scrub(ctx context.Context, in *ScrubRequest, opts ...grpc.CallOption) (*ScrubResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ScrubResponse)
+	err := c.cc.Invoke(ctx, BrickService_Scrub_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BrickServiceServer is the server API for BrickService service.
 // All implementations must embed UnimplementedBrickServiceServer
 // for forward compatibility.
@@ -1150,6 +1260,12 @@ type BrickServiceServer interface {
 	// FetchChunk returns this brick's own copy of a whole chunk, leader or
 	// not, for repair by a peer; any brick answers.
 	FetchChunk(context.Context, *FetchChunkRequest) (*FetchChunkResponse, error)
+	// ChangeMembers adds and/or removes a member of the replica set's Raft
+	// group (replace-brick). Leader only.
+	ChangeMembers(context.Context, *ChangeMembersRequest) (*ChangeMembersResponse, error)
+	// Scrub verifies every chunk of this brick's copy against its checksums
+	// and repairs bad ones from the other members; any brick answers.
+	Scrub(context.Context, *ScrubRequest) (*ScrubResponse, error)
 	mustEmbedUnimplementedBrickServiceServer()
 }
 
@@ -1195,6 +1311,12 @@ func (UnimplementedBrickServiceServer) Status(context.Context, *BrickStatusReque
 }
 func (UnimplementedBrickServiceServer) FetchChunk(context.Context, *FetchChunkRequest) (*FetchChunkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FetchChunk not implemented")
+}
+func (UnimplementedBrickServiceServer) ChangeMembers(context.Context, *ChangeMembersRequest) (*ChangeMembersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ChangeMembers not implemented")
+}
+func (UnimplementedBrickServiceServer) Scrub(context.Context, *ScrubRequest) (*ScrubResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Scrub not implemented")
 }
 func (UnimplementedBrickServiceServer) mustEmbedUnimplementedBrickServiceServer() {}
 func (UnimplementedBrickServiceServer) testEmbeddedByValue()                      {}
@@ -1433,6 +1555,42 @@ func _BrickService_FetchChunk_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BrickService_ChangeMembers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChangeMembersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).ChangeMembers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_ChangeMembers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).ChangeMembers(ctx, req.(*ChangeMembersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrickService_Scrub_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ScrubRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).Scrub(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_Scrub_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).Scrub(ctx, req.(*ScrubRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BrickService_ServiceDesc is the grpc.ServiceDesc for BrickService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1487,6 +1645,14 @@ var BrickService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FetchChunk",
 			Handler:    _BrickService_FetchChunk_Handler,
+		},
+		{
+			MethodName: "ChangeMembers",
+			Handler:    _BrickService_ChangeMembers_Handler,
+		},
+		{
+			MethodName: "Scrub",
+			Handler:    _BrickService_Scrub_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
