@@ -24,7 +24,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // Bricks of this package's tests listen on 127.0.5.x.
-func freeAddr(t *testing.T, host string) string {
+func freeAddr(t testing.TB, host string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", host+":0")
 	if err != nil {
@@ -35,13 +35,13 @@ func freeAddr(t *testing.T, host string) string {
 }
 
 type replicaSet struct {
-	t      *testing.T
+	t      testing.TB
 	cfgs   []Config
 	bricks []*Brick
 	conns  map[string]*grpc.ClientConn
 }
 
-func newReplicaSet(t *testing.T, n int) *replicaSet {
+func newReplicaSet(t testing.TB, n int) *replicaSet {
 	t.Helper()
 	rs := &replicaSet{t: t, conns: map[string]*grpc.ClientConn{}}
 	members := map[string]string{}
@@ -55,7 +55,7 @@ func newReplicaSet(t *testing.T, n int) *replicaSet {
 			t.Fatal(err)
 		}
 		id := fmt.Sprintf("b%d", i)
-		rs.cfgs = append(rs.cfgs, Config{VolumeID: "vol-1", Path: dir, Address: members[id], ID: id, Members: members})
+		rs.cfgs = append(rs.cfgs, Config{VolumeID: "vol-1", Path: dir, Address: members[id], ID: id, Members: members, NoSync: os.Getenv("BRICK_NOSYNC") != ""})
 		rs.bricks = append(rs.bricks, nil)
 		rs.start(i)
 	}
@@ -134,7 +134,7 @@ func (rs *replicaSet) leader() (int, dfspb.BrickServiceClient) {
 }
 
 // makeRoot creates the root directory, as a client does on a new volume.
-func makeRoot(t *testing.T, c dfspb.BrickServiceClient) {
+func makeRoot(t testing.TB, c dfspb.BrickServiceClient) {
 	t.Helper()
 	r, err := c.Mutate(t.Context(), &dfspb.StoreCommand{Op: &dfspb.StoreCommand_CreateInode{CreateInode: &dfspb.CreateInodeCmd{
 		Attr: &dfspb.Attr{Id: layout.RootID[:], Type: dfspb.FileType_FILE_TYPE_DIR, Mode: 0o755},
