@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -227,6 +228,20 @@ func (s *State) PeerByAddress(addr string) (*Peer, error) {
 		return byHost[0], nil
 	}
 	return nil, ErrInvalid
+}
+
+// BrickHost is the host a brick listens on: its server's, whatever form
+// the admin typed when creating the volume.
+func (s *State) BrickHost(b Brick) string {
+	if p, ok := s.Peers[b.ServerID]; ok {
+		return p.Host()
+	}
+	return b.Host
+}
+
+// BrickAddress is the host:port a brick listens on.
+func (s *State) BrickAddress(b Brick) string {
+	return net.JoinHostPort(s.BrickHost(b), strconv.Itoa(b.Port))
 }
 
 // SortedPeers returns the peers ordered by address.

@@ -152,11 +152,7 @@ func members(st *volume.State, v *volume.Volume, subvolume int) map[string]strin
 		if b.Subvolume != subvolume {
 			continue
 		}
-		host := b.Host
-		if p, ok := st.Peers[b.ServerID]; ok {
-			host = p.Host()
-		}
-		out[b.ID] = net.JoinHostPort(host, strconv.Itoa(b.Port))
+		out[b.ID] = st.BrickAddress(b)
 	}
 	return out
 }

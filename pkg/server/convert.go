@@ -56,12 +56,8 @@ func layoutToProto(st *volume.State, v *volume.Volume) *dfspb.VolumeLayout {
 		out.Subvolumes = append(out.Subvolumes, &dfspb.Subvolume{Index: uint32(i)})
 	}
 	for _, b := range v.Bricks {
-		host := b.Host
-		if p, ok := st.Peers[b.ServerID]; ok {
-			host = p.Host()
-		}
 		sv := out.Subvolumes[b.Subvolume]
-		sv.Bricks = append(sv.Bricks, &dfspb.BrickEndpoint{Host: host, Path: b.Path, Port: uint32(b.Port), ServerId: b.ServerID})
+		sv.Bricks = append(sv.Bricks, &dfspb.BrickEndpoint{Host: st.BrickHost(b), Path: b.Path, Port: uint32(b.Port), ServerId: b.ServerID})
 	}
 	for _, p := range v.Partitions {
 		out.Partitions = append(out.Partitions, uint32(p))

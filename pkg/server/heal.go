@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -16,23 +14,18 @@ import (
 
 func (m *managerService) VolumeHeal(ctx context.Context, req *dfspb.VolumeHealRequest) (*dfspb.VolumeHealResponse, error) {
 	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.VolumeHealResponse, error) { return m.s.volumeHeal(ctx, req) },
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeHealResponse, error) { return c.VolumeHeal(ctx, req) })
-}
-
-func (m *managerService) VolumeReplaceBrick(ctx context.Context, req *dfspb.VolumeReplaceBrickRequest) (*dfspb.VolumeReplaceBrickResponse, error) {
-	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.VolumeReplaceBrickResponse, error) { return m.s.volumeReplaceBrick(ctx, req) },
-		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeReplaceBrickResponse, error) {
-			return c.VolumeReplaceBrick(ctx, req)
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeHealResponse, error) {
+			return c.VolumeHeal(ctx, req)
 		})
 }
 
-// brickAddr is where a brick of v listens.
-func brickAddr(st *volume.State, b volume.Brick) string {
-	host := b.Host
-	if p, ok := st.Peers[b.ServerID]; ok {
-		host = p.Host()
-	}
-	return net.JoinHostPort(host, strconv.Itoa(b.Port))
+func (m *managerService) VolumeReplaceBrick(ctx context.Context, req *dfspb.VolumeReplaceBrickRequest) (*dfspb.VolumeReplaceBrickResponse, error) {
+	return viaLeader(m.s, ctx, func(ctx context.Context) (*dfspb.VolumeReplaceBrickResponse, error) {
+		return m.s.volumeReplaceBrick(ctx, req)
+	},
+		func(ctx context.Context, c dfspb.ManagerClient) (*dfspb.VolumeReplaceBrickResponse, error) {
+			return c.VolumeReplaceBrick(ctx, req)
+		})
 }
 
 // volumeHeal reports, per brick, how far it is behind the most advanced
@@ -65,7 +58,7 @@ func (s *Server) volumeHeal(ctx context.Context, req *dfspb.VolumeHealRequest) (
 				best[b.Subvolume] = rep.AppliedIndex
 			}
 			if req.Full {
-				if st := s.startScrub(ctx, brickAddr(st, b)); st != nil {
+				if st := s.startScrub(ctx, st.BrickAddress(b)); st != nil {
 					hb.Scrub = st
 				}
 			}
@@ -138,10 +131,10 @@ func (s *Server) volumeReplaceBrick(ctx context.Context, req *dfspb.VolumeReplac
 		if b.ID == nb.ID {
 			added = b
 		} else if b.Subvolume == nb.Subvolume {
-			others = append(others, brickAddr(st, b))
+			others = append(others, st.BrickAddress(b))
 		}
 	}
-	if err := s.changeMembers(ctx, others, &dfspb.ChangeMembersRequest{RemoveId: oldID, AddId: added.ID, AddAddress: brickAddr(st, added)}); err != nil {
+	if err := s.changeMembers(ctx, others, &dfspb.ChangeMembersRequest{RemoveId: oldID, AddId: added.ID, AddAddress: st.BrickAddress(added)}); err != nil {
 		return nil, volume.Errorf(volume.ErrState, "the volume now lists %s, but its replica set did not take it yet: %v", added.Name(), err)
 	}
 	return &dfspb.VolumeReplaceBrickResponse{}, nil
