@@ -1,8 +1,6 @@
 package server
 
 import (
-	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -53,7 +51,6 @@ func (h *brickHost) run(stop <-chan struct{}) {
 
 func (h *brickHost) reconcile(st *volume.State) {
 	want := map[string]bool{}
-	host, _, _ := net.SplitHostPort(h.s.cfg.Listen)
 	for _, v := range st.Volumes {
 		if v.State != volume.Started || v.Disperse > 0 {
 			continue
@@ -74,7 +71,7 @@ func (h *brickHost) reconcile(st *volume.State) {
 			hb.b, hb.err = brick.Start(brick.Config{
 				VolumeID: v.ID,
 				Path:     b.Path,
-				Address:  net.JoinHostPort(host, strconv.Itoa(b.Port)),
+				Address:  st.BrickAddress(b),
 				ID:       b.ID,
 				Members:  members(st, v, b.Subvolume),
 				Join:     b.Replacement,
