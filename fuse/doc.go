@@ -65,6 +65,26 @@
 // keep no mutable state of their own (a node's client.Node never changes;
 // a symlink's target is set before the node is published); directory
 // handles lock around their cursor; file handles rely on client.File,
-// which is safe for concurrent use. Hard links, flock/fcntl locks and
-// access to files unlinked while open are not implemented yet.
+// which is safe for concurrent use. flock/fcntl locks are not implemented
+// yet.
+//
+// # Hard links, removed open files, permissions
+//
+// link(2) makes a new name for an inode (client.Volume.Link); every name
+// has the same inode number, and the bridge keeps one Inode for it. A file
+// unlinked (or renamed over) while this mount has it open stays readable
+// and writable through its open descriptors, fstat shows nlink 0, and it
+// is deleted at the last RELEASE; if the client dies first, the file is
+// left as an orphan for fsck (see pkg/client). New entries in a setgid
+// directory take its group, new subdirectories its setgid bit too. With
+// default_permissions the kernel enforces permission bits and the sticky
+// bit (unlink and rename in a sticky directory only by the owner of the
+// file or of the directory), from the attributes we return.
+//
+// Files opened with O_APPEND bypass the page cache (FOPEN_DIRECT_IO): the
+// client appends at the committed end of the file, which another client
+// may have moved past the end the kernel knows. fallocate(2) supports
+// mode 0 (the size grows; no space is reserved, dfs files are sparse),
+// KEEP_SIZE (a no-op) and PUNCH_HOLE|KEEP_SIZE (the range reads as zeros).
+// st_blocks is the size in 512-byte blocks, rounded up (holes are counted).
 package fuse

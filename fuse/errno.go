@@ -32,6 +32,7 @@ var errnoTable = []struct {
 	{client.ErrNoAttr, syscall.ENODATA},
 	{client.ErrReadOnly, syscall.EROFS},
 	{client.ErrNotSupported, syscall.EOPNOTSUPP},
+	{client.ErrNotPermitted, syscall.EPERM},
 	{context.Canceled, syscall.EINTR},
 }
 

@@ -76,14 +76,20 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	return 0
 }
 
-// Allocate implements fallocate(2) mode 0 (and KEEP_SIZE) by extending the
-// file: dfs files are sparse and space is not reserved, so a later write
-// can still fail for lack of space. Other modes are not supported.
+// Allocate implements fallocate(2). Mode 0 extends the file: dfs files are
+// sparse and space is not reserved, so a later write can still fail for
+// lack of space. KEEP_SIZE alone does nothing (nothing is reserved).
+// PUNCH_HOLE|KEEP_SIZE zeroes the range (client.File.PunchHole; the kernel
+// drops the range from its page cache). Other modes are not supported.
 func (h *handle) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
 	switch mode {
 	case 0:
 	case unix.FALLOC_FL_KEEP_SIZE:
 		return 0
+	case unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE:
+		mctx, cancel := h.fsys.mutation(ctx)
+		defer cancel()
+		return toErrno(h.f.PunchHole(mctx, off, size))
 	default:
 		return syscall.EOPNOTSUPP
 	}

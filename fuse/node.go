@@ -34,6 +34,7 @@ var (
 	_ fs.NodeMkdirer        = (*node)(nil)
 	_ fs.NodeMknoder        = (*node)(nil)
 	_ fs.NodeSymlinker      = (*node)(nil)
+	_ fs.NodeLinker         = (*node)(nil)
 	_ fs.NodeReadlinker     = (*node)(nil)
 	_ fs.NodeUnlinker       = (*node)(nil)
 	_ fs.NodeRmdirer        = (*node)(nil)
@@ -171,7 +172,19 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 			attr = a
 		}
 	}
-	return n.newChild(ctx, cn, attr, out), &handle{fsys: n.fsys, f: f}, 0, 0
+	return n.newChild(ctx, cn, attr, out), &handle{fsys: n.fsys, f: f}, openFlags(flags), 0
+}
+
+// openFlags returns the FOPEN flags of a file opened with flags. An
+// O_APPEND file bypasses the page cache (FOPEN_DIRECT_IO): the client
+// appends at the end of the file as committed, which may lie past the end
+// the kernel knows (another client appended), so the kernel must not
+// cache the data at the offset it computed.
+func openFlags(flags uint32) uint32 {
+	if flags&syscall.O_APPEND != 0 {
+		return gofuse.FOPEN_DIRECT_IO
+	}
+	return 0
 }
 
 // Open opens a regular file.
@@ -187,7 +200,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if err != nil {
 		return nil, 0, toErrno(err)
 	}
-	return &handle{fsys: n.fsys, f: f}, 0, 0
+	return &handle{fsys: n.fsys, f: f}, openFlags(flags), 0
 }
 
 // Mkdir creates a directory.
@@ -237,6 +250,25 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *gofuse.Ent
 		return nil, toErrno(err)
 	}
 	return n.newChild(ctx, cn, attr, out), 0
+}
+
+// Link makes name in n a new hard link to target (link(2)). The bridge
+// finds target's Inode by its inode number, so both names share it.
+func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if len(name) > maxName {
+		return nil, syscall.ENAMETOOLONG
+	}
+	tn, ok := target.(*node)
+	if !ok {
+		return nil, syscall.EXDEV
+	}
+	mctx, cancel := n.fsys.mutation(ctx)
+	defer cancel()
+	attr, err := n.fsys.vol.Link(mctx, tn.cn, n.cn, name)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return n.newChild(ctx, tn.cn, attr, out), 0
 }
 
 // Readlink returns a symlink's target.

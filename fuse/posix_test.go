@@ -11,8 +11,6 @@ import (
 
 // notYet lists the posixtest cases that need features of a later issue.
 var notYet = map[string]string{
-	"Link":                "hard links are not implemented yet",
-	"LinkUnlinkRename":    "hard links are not implemented yet",
 	"FcntlFlockLocksFile": "flock/fcntl locks are not implemented yet",
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
@@ -232,6 +233,8 @@ func (t *txn) dispatch(cmd *dfspb.StoreCommand) (*dfspb.StoreResult, error) {
 		return t.dropInode(op.DropInode)
 	case *dfspb.StoreCommand_AdjustLink:
 		return t.adjustLink(op.AdjustLink)
+	case *dfspb.StoreCommand_AppendReserve:
+		return t.appendReserve(op.AppendReserve)
 	case *dfspb.StoreCommand_Rename:
 		return t.rename(op.Rename)
 	case *dfspb.StoreCommand_SetAttr:
@@ -347,7 +350,84 @@ func (t *txn) deleteInode(id layout.ID) error {
 			return ioErr(err)
 		}
 	}
+	for _, prefix := range []byte{prefixOp, prefixOpTime} {
+		ops, err := keysWithPrefix(t.b, idKey(prefix, id))
+		if err != nil {
+			return err
+		}
+		for _, k := range ops {
+			if err := t.b.Delete(k, nil); err != nil {
+				return ioErr(err)
+			}
+		}
+	}
 	t.counts.Inodes--
+	return nil
+}
+
+// OpIDTTL is how long the store remembers an op id (AdjustLink, appends):
+// far longer than a client keeps retrying a command (its failover
+// timeout), so a retry always finds the op id of an attempt that was
+// applied. Ages are measured with the leader's timestamps (now_ns).
+const OpIDTTL = 10 * time.Minute
+
+// seenOp reports whether op id opID was applied to inode id, and the
+// offset it recorded.
+func (t *txn) seenOp(id layout.ID, opID []byte) (offset uint64, seen bool, err error) {
+	v, ok, err := getValue(t.b, opKey(id, opID))
+	if err != nil {
+		return 0, false, ioErr(err)
+	}
+	if len(v) >= 8 {
+		offset = binary.BigEndian.Uint64(v)
+	}
+	return offset, ok, nil
+}
+
+// rememberOp records op id opID as applied to inode id now, with the
+// offset a retry must be told (appends), and forgets the inode's op ids
+// older than OpIDTTL. Each op id has two keys: 'o'+id+op -> be64 offset,
+// be64 time; and 'O'+id+be64 time+op (empty), the inode's op ids in time
+// order, so that expiry reads only what it deletes.
+func (t *txn) rememberOp(id layout.ID, opID []byte, offset uint64) error {
+	now := uint64(max(t.now, 0))
+	if now > uint64(OpIDTTL) {
+		cutoff := now - uint64(OpIDTTL)
+		p := idKey(prefixOpTime, id)
+		lo, hi := prefixBounds(p)
+		it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			return ioErr(err)
+		}
+		var expired [][]byte
+		for ok := it.First(); ok; ok = it.Next() {
+			k := it.Key()
+			if len(k) < len(p)+8 || binary.BigEndian.Uint64(k[len(p):]) >= cutoff {
+				break
+			}
+			expired = append(expired, append([]byte(nil), k...))
+		}
+		if err := it.Close(); err != nil {
+			return ioErr(err)
+		}
+		for _, k := range expired {
+			if err := t.b.Delete(k, nil); err != nil {
+				return ioErr(err)
+			}
+			if err := t.b.Delete(opKey(id, k[len(p)+8:]), nil); err != nil {
+				return ioErr(err)
+			}
+		}
+	}
+	var v [16]byte
+	binary.BigEndian.PutUint64(v[:8], offset)
+	binary.BigEndian.PutUint64(v[8:], now)
+	if err := t.b.Set(opKey(id, opID), v[:], nil); err != nil {
+		return ioErr(err)
+	}
+	if err := t.b.Set(opTimeKey(id, now, opID), nil, nil); err != nil {
+		return ioErr(err)
+	}
 	return nil
 }
 
@@ -397,6 +477,23 @@ func (t *txn) touch(a *dfspb.Attr, mtime bool) {
 		a.MtimeNs = t.now
 	}
 	a.Version = t.index
+}
+
+// keysWithPrefix returns the keys in r that start with p.
+func keysWithPrefix(r pebble.Reader, p []byte) ([][]byte, error) {
+	lo, hi := prefixBounds(p)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, ioErr(err)
+	}
+	var keys [][]byte
+	for ok := it.First(); ok; ok = it.Next() {
+		keys = append(keys, append([]byte(nil), it.Key()...))
+	}
+	if err := it.Close(); err != nil {
+		return nil, ioErr(err)
+	}
+	return keys, nil
 }
 
 // listXattrs returns the xattr names of id in r, sorted.

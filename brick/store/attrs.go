@@ -136,6 +136,13 @@ func (t *txn) writeInline(c *dfspb.WriteInlineCmd) (*dfspb.StoreResult, error) {
 		return nil, err
 	}
 	a := rec.Attr
+	if c.Append {
+		off, seen, err := t.checkOpID(id, c.OpId)
+		if err != nil || seen {
+			return &dfspb.StoreResult{Attr: a, Repeated: seen, Offset: off}, err
+		}
+		c.Offset = a.Size
+	}
 	end := c.Offset + uint64(len(c.Data))
 	if a.Chunked || end > uint64(t.s.cfg.InlineMax) || end < c.Offset {
 		return nil, fmt.Errorf("%w: inline write [%d, %d) to %s (inline max %d, chunked %v)", ErrTooBig, c.Offset, end, id, t.s.cfg.InlineMax, a.Chunked)
@@ -159,7 +166,57 @@ func (t *txn) writeInline(c *dfspb.WriteInlineCmd) (*dfspb.StoreResult, error) {
 	if err := t.putInode(rec); err != nil {
 		return nil, err
 	}
-	return &dfspb.StoreResult{Attr: a}, nil
+	if c.Append {
+		if err := t.rememberOp(id, c.OpId, c.Offset); err != nil {
+			return nil, err
+		}
+	}
+	return &dfspb.StoreResult{Attr: a, Offset: c.Offset}, nil
+}
+
+// checkOpID validates the op id an append requires and reports whether
+// it was applied before, with the offset it was given.
+func (t *txn) checkOpID(id layout.ID, opID []byte) (uint64, bool, error) {
+	if len(opID) != idLen {
+		return 0, false, fmt.Errorf("%w: an append needs an op_id of %d bytes, not %d", ErrInvalid, idLen, len(opID))
+	}
+	return t.seenOp(id, opID)
+}
+
+// maxFileSize is the largest file an append may make (1 PiB, as the
+// client's MaxFileSize).
+const maxFileSize = 1 << 50
+
+func (t *txn) appendReserve(c *dfspb.AppendReserveCmd) (*dfspb.StoreResult, error) {
+	id, rec, err := t.fileInode(c.Id)
+	if err != nil {
+		return nil, err
+	}
+	a := rec.Attr
+	off, seen, err := t.checkOpID(id, c.OpId)
+	if err != nil || seen {
+		return &dfspb.StoreResult{Attr: a, Repeated: seen, Offset: off}, err
+	}
+	end := a.Size + c.Length
+	switch {
+	case !a.Chunked:
+		return nil, fmt.Errorf("%w: append reserve on inline file %s", ErrTooBig, id)
+	case end < a.Size || end > maxFileSize:
+		return nil, fmt.Errorf("%w: append of %d bytes to %s at %d", ErrTooBig, c.Length, id, a.Size)
+	}
+	off = a.Size
+	a.Size = end
+	t.touch(a, true)
+	if c.MtimeNs != 0 {
+		a.MtimeNs = c.MtimeNs
+	}
+	if err := t.putInode(rec); err != nil {
+		return nil, err
+	}
+	if err := t.rememberOp(id, c.OpId, off); err != nil {
+		return nil, err
+	}
+	return &dfspb.StoreResult{Attr: a, Offset: off}, nil
 }
 
 func (t *txn) commitSize(c *dfspb.CommitSizeCmd) (*dfspb.StoreResult, error) {
@@ -168,6 +225,9 @@ func (t *txn) commitSize(c *dfspb.CommitSizeCmd) (*dfspb.StoreResult, error) {
 		return nil, err
 	}
 	a := rec.Attr
+	if c.ExpectVersion != 0 && a.Version != c.ExpectVersion {
+		return nil, fmt.Errorf("%w: %s changed (version %d, expected %d)", ErrStale, id, a.Version, c.ExpectVersion)
+	}
 	size := c.Size
 	if !c.Exact {
 		size = max(size, a.Size)

@@ -51,6 +51,8 @@
 //	'd' + dir id + name           -> dirent: type byte, child id, locator id
 //	'x' + id + name               -> xattr value
 //	'c' + file id + be64(index)   -> ChunkInfo (protobuf)
+//	'o' + id + op id              -> be64 offset, be64 time (op ids)
+//	'O' + id + be64(time) + op id -> empty (op ids by age, for expiry)
 //	"mapplied"                    -> be64 last applied Raft index
 //	"mcounts"                     -> be64 inodes, chunks, chunk bytes (Statfs)
 //	"mformat"                     -> be64 chunk size, block size, inline max
@@ -71,6 +73,30 @@
 // client can finish elsewhere: AdjustLink in the inode's own store when it
 // is not local, DeleteChunks on every store when nlink reached 0. Creates
 // and links are idempotent for a retry with the same id.
+//
+// # Hard links, orphans, setgid
+//
+// A hard link to an inode in this store is one Link{new_link}: the entry
+// and the inode's nlink++ together. A hard link from another store's
+// directory is Link there plus AdjustLink{+1} here. AdjustLink carries an
+// optional client-chosen op_id (appends carry a required one: WriteInline
+// {append}, AppendReserve); the store remembers the op ids applied to each
+// inode for OpIDTTL (by the leader's clock; deleted with the inode) and
+// answers a repeat with StoreResult.repeated (and the first attempt's
+// offset) without applying it again, so the client may retry after a lost
+// answer.
+//
+// Unlink, Rename, Link (of a replaced target) and AdjustLink with
+// keep_open do not delete a non-directory that loses its last link: it
+// stays as an orphan (InodeRecord.orphan, nlink 0) whose data is read and
+// written by id as before, until the client that has it open drops it with
+// DropInode at its last close. No link can be added to an orphan. An
+// orphan left by a client that crashed is for fsck to find.
+//
+// A file, symlink or special file created (CreateEntry) in a directory
+// with the setgid bit takes the directory's group. (Directories are
+// created in their own store, which does not hold the parent: the client
+// gives a new directory its parent's group and setgid bit.)
 //
 // # Durability
 //

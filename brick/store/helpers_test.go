@@ -197,6 +197,8 @@ func cmd(op any) *dfspb.StoreCommand {
 		c.Op = &dfspb.StoreCommand_DropInode{DropInode: o}
 	case *dfspb.AdjustLinkCmd:
 		c.Op = &dfspb.StoreCommand_AdjustLink{AdjustLink: o}
+	case *dfspb.AppendReserveCmd:
+		c.Op = &dfspb.StoreCommand_AppendReserve{AppendReserve: o}
 	case *dfspb.RenameCmd:
 		c.Op = &dfspb.StoreCommand_Rename{Rename: o}
 	case *dfspb.SetAttrCmd:

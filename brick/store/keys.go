@@ -17,6 +17,8 @@ const (
 	prefixDirent = 'd' // 'd' + dir id + name      -> dirent value
 	prefixXattr  = 'x' // 'x' + id + name          -> xattr value
 	prefixChunk  = 'c' // 'c' + file id + be64 idx -> ChunkInfo
+	prefixOp     = 'o' // 'o' + id + op id         -> be64 offset, be64 time (op ids)
+	prefixOpTime = 'O' // 'O' + id + be64 time + op id -> empty (op ids by age)
 	prefixMeta   = 'm' // 'm' + name               -> store metadata
 )
 
@@ -51,6 +53,26 @@ func idNameKey(prefix byte, id layout.ID, name string) []byte {
 	k[0] = prefix
 	copy(k[1:], id[:])
 	copy(k[1+idLen:], name)
+	return k
+}
+
+// opKey is the key remembering that AdjustLink op id opID was applied to
+// inode id.
+func opKey(id layout.ID, opID []byte) []byte {
+	k := make([]byte, 1+idLen+len(opID))
+	k[0] = prefixOp
+	copy(k[1:], id[:])
+	copy(k[1+idLen:], opID)
+	return k
+}
+
+// opTimeKey orders the op ids of inode id by the time they were applied.
+func opTimeKey(id layout.ID, now uint64, opID []byte) []byte {
+	k := make([]byte, 1+idLen+8+len(opID))
+	k[0] = prefixOpTime
+	copy(k[1:], id[:])
+	binary.BigEndian.PutUint64(k[1+idLen:], now)
+	copy(k[1+idLen+8:], opID)
 	return k
 }
 

@@ -104,6 +104,10 @@ func (t *txn) createEntry(c *dfspb.CreateEntryCmd) (*dfspb.StoreResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if prec.Attr.Mode&modeSetgid != 0 {
+		// A setgid directory gives its group to what is created in it.
+		a.Gid = prec.Attr.Gid
+	}
 	d, found, err := t.dirent(parent, c.Name)
 	if err != nil {
 		return nil, err
@@ -200,12 +204,34 @@ func (t *txn) checkReplace(d dirent, srcDir, targetSealed bool) error {
 	return nil
 }
 
+// keepSet says whether a removed inode that loses its last link is kept
+// as an orphan (keep_open, keep_ids).
+type keepSet struct {
+	all bool
+	ids [][]byte
+}
+
+func (k keepSet) has(id layout.ID) bool {
+	if k.all {
+		return true
+	}
+	for _, b := range k.ids {
+		if string(b) == string(id[:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// modeSetgid is S_ISGID in Attr.mode.
+const modeSetgid = 0o2000
+
 // dropEntry removes entry name (d) of parent prec and the link it holds:
 // the parent loses a link for a directory; a local inode loses a link and
 // is deleted at nlink 0 (a local directory is deleted outright: its
-// emptiness was checked). It reports what was removed. The caller writes
-// prec.
-func (t *txn) dropEntry(prec *dfspb.InodeRecord, parent layout.ID, name string, d dirent) (*dfspb.RemovedInode, error) {
+// emptiness was checked), or a non-directory in keep is kept as an
+// orphan. It reports what was removed. The caller writes prec.
+func (t *txn) dropEntry(prec *dfspb.InodeRecord, parent layout.ID, name string, d dirent, keep keepSet) (*dfspb.RemovedInode, error) {
 	if err := t.deleteDirent(parent, name); err != nil {
 		return nil, err
 	}
@@ -225,7 +251,38 @@ func (t *txn) dropEntry(prec *dfspb.InodeRecord, parent layout.ID, name string, 
 		t.touch(rec.Attr, false)
 		return rm, t.putInode(rec)
 	}
+	if !isDir && keep.has(d.child) {
+		t.orphan(rec)
+		rm.Orphan = true
+		return rm, t.putInode(rec)
+	}
 	return rm, t.deleteInode(d.child)
+}
+
+// orphan turns a non-directory that lost its last link into an orphan
+// (nlink 0, kept until DropInode). The caller writes rec.
+func (t *txn) orphan(rec *dfspb.InodeRecord) {
+	rec.Attr.Nlink = 0
+	rec.Orphan = true
+	t.touch(rec.Attr, false)
+}
+
+// linkTarget loads the local inode that LinkCmd.new_link adds a link to.
+func (t *txn) linkTarget(child layout.ID, typ dfspb.FileType) (*dfspb.InodeRecord, error) {
+	if typ == dfspb.FileType_FILE_TYPE_DIR {
+		return nil, fmt.Errorf("%w: hard link to directory %s", ErrInvalid, child)
+	}
+	rec, err := t.inode(child)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case rec.Orphan:
+		return nil, fmt.Errorf("%w: inode %s has no links left", ErrNotFound, child)
+	case rec.Attr.Type != typ:
+		return nil, fmt.Errorf("%w: inode %s is a %v, not a %v", ErrInvalid, child, rec.Attr.Type, typ)
+	}
+	return rec, nil
 }
 
 func (t *txn) link(c *dfspb.LinkCmd) (*dfspb.StoreResult, error) {
@@ -263,7 +320,13 @@ func (t *txn) link(c *dfspb.LinkCmd) (*dfspb.StoreResult, error) {
 	if found && old.child == child {
 		de := old.proto(c.Name) // a retry
 		de.Attr, err = t.localAttr(child)
-		return &dfspb.StoreResult{Dirent: de, Parent: prec.Attr}, err
+		return &dfspb.StoreResult{Dirent: de, Parent: prec.Attr, Existed: true}, err
+	}
+	var crec *dfspb.InodeRecord
+	if c.NewLink {
+		if crec, err = t.linkTarget(child, c.ChildType); err != nil {
+			return nil, err
+		}
 	}
 	if found {
 		if c.Exclusive {
@@ -276,12 +339,19 @@ func (t *txn) link(c *dfspb.LinkCmd) (*dfspb.StoreResult, error) {
 
 	res := &dfspb.StoreResult{}
 	if found {
-		if res.Removed, err = t.dropEntry(prec, parent, c.Name, old); err != nil {
+		if res.Removed, err = t.dropEntry(prec, parent, c.Name, old, keepSet{c.KeepOpen, c.KeepIds}); err != nil {
 			return nil, err
 		}
 	}
 	if err := t.putDirent(parent, c.Name, nd); err != nil {
 		return nil, err
+	}
+	if crec != nil {
+		crec.Attr.Nlink++
+		t.touch(crec.Attr, false)
+		if err := t.putInode(crec); err != nil {
+			return nil, err
+		}
 	}
 	if isDir {
 		prec.Attr.Nlink++
@@ -350,7 +420,7 @@ func (t *txn) unlink(c *dfspb.UnlinkCmd) (*dfspb.StoreResult, error) {
 			return nil, err
 		}
 	}
-	rm, err := t.dropEntry(prec, parent, c.Name, d)
+	rm, err := t.dropEntry(prec, parent, c.Name, d, keepSet{c.KeepOpen, c.KeepIds})
 	if err != nil {
 		return nil, err
 	}
@@ -418,9 +488,24 @@ func (t *txn) adjustLink(c *dfspb.AdjustLinkCmd) (*dfspb.StoreResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(c.OpId) != 0 && len(c.OpId) != idLen {
+		return nil, fmt.Errorf("%w: op_id has %d bytes, want %d", ErrInvalid, len(c.OpId), idLen)
+	}
 	rec, err := t.inode(id)
 	if err != nil {
 		return nil, err
+	}
+	if len(c.OpId) != 0 {
+		_, seen, err := t.seenOp(id, c.OpId)
+		if err != nil {
+			return nil, err
+		}
+		if seen {
+			return &dfspb.StoreResult{Attr: rec.Attr, Repeated: true}, nil
+		}
+	}
+	if rec.Orphan && c.Delta > 0 {
+		return nil, fmt.Errorf("%w: inode %s has no links left", ErrNotFound, id)
 	}
 	n := int64(rec.Attr.Nlink) + int64(c.Delta)
 	if n < 0 || n > 1<<31 {
@@ -428,14 +513,34 @@ func (t *txn) adjustLink(c *dfspb.AdjustLinkCmd) (*dfspb.StoreResult, error) {
 	}
 	rec.Attr.Nlink = uint32(n)
 	if n == 0 && rec.Attr.Type != dfspb.FileType_FILE_TYPE_DIR {
-		if err := t.deleteInode(id); err != nil {
+		rm := &dfspb.RemovedInode{Id: id[:], Type: rec.Attr.Type, Local: true, Size: rec.Attr.Size, Chunked: rec.Attr.Chunked}
+		if !c.KeepOpen {
+			// The op ids go with the inode: a retry finds it gone.
+			if err := t.deleteInode(id); err != nil {
+				return nil, err
+			}
+			return &dfspb.StoreResult{Removed: rm}, nil
+		}
+		t.orphan(rec)
+		rm.Orphan = true
+		if err := t.putInode(rec); err != nil {
 			return nil, err
 		}
-		rm := &dfspb.RemovedInode{Id: id[:], Type: rec.Attr.Type, Local: true, Size: rec.Attr.Size, Chunked: rec.Attr.Chunked}
-		return &dfspb.StoreResult{Removed: rm}, nil
+		return &dfspb.StoreResult{Removed: rm, Attr: rec.Attr}, t.rememberOpIf(id, c.OpId)
 	}
 	t.touch(rec.Attr, false)
-	return &dfspb.StoreResult{Attr: rec.Attr}, t.putInode(rec)
+	if err := t.putInode(rec); err != nil {
+		return nil, err
+	}
+	return &dfspb.StoreResult{Attr: rec.Attr}, t.rememberOpIf(id, c.OpId)
+}
+
+// rememberOpIf is rememberOp for an optional op id.
+func (t *txn) rememberOpIf(id layout.ID, opID []byte) error {
+	if len(opID) == 0 {
+		return nil
+	}
+	return t.rememberOp(id, opID, 0)
 }
 
 // Rename flag bits.
@@ -530,7 +635,7 @@ func (t *txn) rename(c *dfspb.RenameCmd) (*dfspb.StoreResult, error) {
 		}
 	} else {
 		if exists {
-			if res.Removed, err = t.dropEntry(nrec, np, c.NewName, dst); err != nil {
+			if res.Removed, err = t.dropEntry(nrec, np, c.NewName, dst, keepSet{c.KeepOpen, c.KeepIds}); err != nil {
 				return nil, err
 			}
 		}

@@ -57,9 +57,38 @@
 //     removed that way are left for fsck.
 //   - SetXattr with XATTR_CREATE answering EXISTS, RemoveXattr answering
 //     NO_ATTR after an ambiguous failure: taken as success.
-//   - AdjustLink is not idempotent: it is retried only after unambiguous
-//     failures (not the leader); after an ambiguous one the client gives up
-//     and logs the inode for fsck.
+//   - AdjustLink carries a fresh random op id; the store remembers the op
+//     ids it applied to the inode and answers a repeat without applying it
+//     again, so it is retried like the rest. A retried AdjustLink{-1} that
+//     answers NOT_FOUND removed the last link: the file's chunks are
+//     deleted to be sure.
+//   - Link answering existed=true is a retry's own entry after an
+//     ambiguous failure, EEXIST otherwise.
+//
+// # Hard links
+//
+// Link(n, dir, name) adds a name to a non-directory. Its inode never
+// moves: when it lives on the subvolume of dir's entries, one
+// Link{new_link} adds the entry and the link count atomically; otherwise
+// AdjustLink{+1} on the inode's subvolume comes first and the entry
+// second (undone if the entry cannot be made), so a crash leaves the count
+// too high (an orphan for fsck), never too low. Unlinking a name whose
+// inode is on another subvolume sends AdjustLink{-1} there. Every name
+// leads to the same Node (same id, same locator).
+//
+// # Files removed while open
+//
+// Unlinks and replacing renames and links name the files open through the
+// Volume (keep_ids; with more than 32 open, keep_open asks for any file):
+// one of them that loses its last link is kept by the store as an orphan
+// (nlink 0, no entry), and its Files keep reading and writing it by id.
+// The last Release drops it (DropInode, then its chunks on every
+// subvolume); a file kept that is not open here (any more) is dropped at
+// once. Only this Volume's opens
+// count: a file open on another client is deleted under it, as on NFS
+// without silly renames. A client that crashes (or loses the volume)
+// while holding such a file leaves the orphan behind, inode and chunks;
+// dfs volume fsck (issue 4) finds and removes orphans.
 //
 // Multi-step operations (mkdir, rmdir, rename, unlink's chunk cleanup)
 // finish or undo their later steps even when the caller's context is
@@ -82,6 +111,19 @@
 // consistency, as NFS), and Open always fetches fresh attributes. The
 // client caches no metadata; the kernel does, for the timeouts the FUSE
 // layer sets.
+//
+// # O_APPEND, fallocate
+//
+// A File opened with O_APPEND does not buffer: each write goes to the end
+// of the file as committed on its subvolume, so appends from any number of
+// clients never overwrite each other (AppendWrite). An inline file takes
+// one WriteInline{append}; a chunked one reserves its range with
+// AppendReserve on the inode's subvolume (the size grows at once; the range
+// reads as zeros until the chunk writes land) and then writes the chunks.
+// Both carry an op id, so a retry never appends twice. A crash between
+// the reservation and the chunk writes leaves zeros in the file.
+// File.PunchHole zeroes a range without changing the size: whole chunks
+// are deleted, the ends overwritten with zeros.
 //
 // # Concurrency
 //

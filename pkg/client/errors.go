@@ -29,6 +29,7 @@ var (
 	ErrNotStarted    = errors.New("client: volume not started")        // mount fails
 	ErrReadOnly      = errors.New("client: read-only volume")          // EROFS
 	ErrNotSupported  = errors.New("client: operation not supported")   // EOPNOTSUPP
+	ErrNotPermitted  = errors.New("client: operation not permitted")   // EPERM
 	ErrClosed        = errors.New("client: volume closed")             // EIO
 	ErrInvalidConfig = errors.New("client: invalid config")
 )

@@ -24,7 +24,10 @@ const MaxFileSize = 1 << 50
 type File struct {
 	st       *openInode
 	writable bool
-	released atomic.Bool
+	// appending: opened with O_APPEND; every write goes to the end of
+	// the file as committed (see AppendWrite).
+	appending bool
+	released  atomic.Bool
 }
 
 // openInode is the state shared by the Files of one inode in a Volume:
@@ -63,6 +66,9 @@ type openInode struct {
 	werr error
 	// removed: the file was deleted; buffered data is dropped.
 	removed bool
+	// orphan: the file lost its last link while open here and was kept
+	// (keep_open); the last Release drops it. Guarded by v.openMu.
+	orphan bool
 }
 
 // Open opens the regular file n. flags are open(2) flags: O_WRONLY or
@@ -102,7 +108,7 @@ func (v *Volume) OpenFresh(ctx context.Context, n Node, attr *dfspb.Attr, flags 
 }
 
 func (v *Volume) openFile(ctx context.Context, n Node, attr *dfspb.Attr, writable bool, flags int) (*File, error) {
-	f := &File{st: v.acquire(n, attr), writable: writable}
+	f := &File{st: v.acquire(n, attr), writable: writable, appending: writable && flags&syscall.O_APPEND != 0}
 	if writable && flags&syscall.O_TRUNC != 0 {
 		if _, err := f.st.truncate(ctx, 0); err != nil {
 			_ = f.Release(ctx)
@@ -248,10 +254,18 @@ func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 // WriteAt buffers p at off. The data is written to the bricks when a chunk
 // is full, when the buffer passes Config.WriteBuffer, and on Flush, Fsync
 // and Release; a failed background write makes every later Flush of the
-// file fail.
+// file fail. A File opened with O_APPEND ignores off and appends
+// (AppendWrite).
 func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if !f.writable {
 		return 0, fmt.Errorf("%w: file not open for writing", ErrInvalid)
+	}
+	if f.appending {
+		_, err := f.AppendWrite(ctx, p)
+		if err != nil {
+			return 0, err
+		}
+		return len(p), nil
 	}
 	if off < 0 || uint64(off)+uint64(len(p)) > MaxFileSize {
 		return 0, fmt.Errorf("%w: write past %d bytes", ErrTooBig, uint64(MaxFileSize))
@@ -282,7 +296,9 @@ func (f *File) Flush(ctx context.Context) error {
 func (f *File) Fsync(ctx context.Context) error { return f.Flush(ctx) }
 
 // Release flushes and closes the file. Buffered data that cannot be
-// written is dropped and the error returned. A second Release is a no-op.
+// written is dropped and the error returned. The last Release of a file
+// whose last link was removed while it was open deletes it. A second
+// Release is a no-op.
 func (f *File) Release(ctx context.Context) error {
 	if f.released.Swap(true) {
 		return nil
@@ -291,10 +307,16 @@ func (f *File) Release(ctx context.Context) error {
 	v := f.st.v
 	v.openMu.Lock()
 	f.st.refs--
+	drop := false
 	if f.st.refs == 0 {
 		delete(v.open, f.st.node.ID)
+		drop = f.st.orphan
 	}
 	v.openMu.Unlock()
+	if drop {
+		// The file lost its last link while open: it goes now.
+		v.dropOrphan(context.WithoutCancel(ctx), f.st.node)
+	}
 	return err
 }
 

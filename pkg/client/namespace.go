@@ -153,9 +153,10 @@ func (v *Volume) Lookup(ctx context.Context, dir Node, name string) (Node, *dfsp
 // overlaid with the size and mtime of data this Volume has written to it
 // but not yet flushed.
 //
-// A file removed while this Volume has it open reports its last known
-// attributes with nlink 0, as fstat(2) does. (Its data goes with it:
-// keeping it readable is not implemented yet.)
+// A file removed while this Volume has it open is kept until its last
+// Release and reports nlink 0, as fstat(2) does (see the package
+// documentation); if it went anyway (removed by another client), GetAttr
+// reports its last known attributes with nlink 0.
 func (v *Volume) GetAttr(ctx context.Context, n Node) (*dfspb.Attr, error) {
 	a, err := v.getAttr(ctx, n)
 	if errors.Is(err, ErrNotFound) {
@@ -312,11 +313,27 @@ func (v *Volume) Readlink(ctx context.Context, n Node) (string, error) {
 	return a.Target, nil
 }
 
+// modeSetgid is S_ISGID.
+const modeSetgid = 0o2000
+
 // Mkdir creates a directory in dir: its inode on its own subvolume, then
-// its entry in dir's. If the entry cannot be made the inode is dropped.
+// its entry in dir's. If the entry cannot be made the inode is dropped. In
+// a setgid directory the new one takes dir's group and the setgid bit
+// (files created there take dir's group in the store).
 func (v *Volume) Mkdir(ctx context.Context, dir Node, name string, mode, uid, gid uint32) (Node, *dfspb.Attr, error) {
 	if err := checkName(name); err != nil {
 		return Node{}, nil, err
+	}
+	// The new directory's inode lives on its own subvolume, which does
+	// not hold dir: the setgid rule (the group and the setgid bit of a
+	// setgid parent pass to a new subdirectory) is applied here.
+	pa, err := v.getAttr(ctx, dir)
+	if err != nil {
+		return Node{}, nil, err
+	}
+	if pa.Mode&modeSetgid != 0 {
+		gid = pa.Gid
+		mode |= modeSetgid
 	}
 	id := layout.NewID()
 	n := Node{ID: id, Locator: id, Type: dfspb.FileType_FILE_TYPE_DIR}
@@ -352,12 +369,15 @@ func (v *Volume) dropInode(ctx context.Context, n Node) {
 }
 
 // Unlink removes the non-directory name from dir. When that removes the
-// last link, the file's chunks are deleted from every subvolume.
+// last link, the file's chunks are deleted from every subvolume, unless
+// this Volume has the file open: then it stays readable and writable
+// through its Files (an orphan with nlink 0) until the last Release.
 func (v *Volume) Unlink(ctx context.Context, dir Node, name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Unlink{Unlink: &dfspb.UnlinkCmd{Parent: dir.ID[:], Name: name}}}
+	all, ids := v.keepOpen()
+	cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Unlink{Unlink: &dfspb.UnlinkCmd{Parent: dir.ID[:], Name: name, KeepOpen: all, KeepIds: ids}}}
 	res, amb, err := v.mutate(ctx, v.subOfDir(dir.ID), "unlink", cmd)
 	if amb && errors.Is(err, ErrNotFound) {
 		// The attempt whose answer was lost removed it.
@@ -369,67 +389,6 @@ func (v *Volume) Unlink(ctx context.Context, dir Node, name string) error {
 	}
 	v.finishRemoved(context.WithoutCancel(ctx), res.GetRemoved())
 	return nil
-}
-
-// finishRemoved completes the removal of an entry elsewhere: it drops a
-// link in the inode's own store when the inode was not local to the
-// entry's, and deletes a file's chunks on every subvolume once no link is
-// left. Failures leave orphans for fsck and are logged.
-func (v *Volume) finishRemoved(ctx context.Context, rm *dfspb.RemovedInode) {
-	if rm == nil || rm.Type == dfspb.FileType_FILE_TYPE_DIR {
-		return
-	}
-	id, err := parseID(rm.Id)
-	if err != nil {
-		return
-	}
-	if !rm.Local {
-		loc, err := parseID(rm.Locator)
-		if err != nil {
-			return
-		}
-		cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_AdjustLink{AdjustLink: &dfspb.AdjustLinkCmd{Id: id[:], Delta: -1}}}
-		res, err := v.mutateOnce(ctx, v.subOfDir(loc), "drop link", cmd)
-		if err != nil {
-			if !errors.Is(err, ErrNotFound) {
-				v.logger.Warn("could not drop a link of a removed file; fsck will find it", "id", id, "err", err)
-			}
-			return
-		}
-		if rm = res.GetRemoved(); rm == nil {
-			return // links remain
-		}
-	}
-	if rm.Nlink == 0 && rm.Chunked {
-		v.forgetOpen(id)
-		if err := v.deleteChunks(ctx, id, 0); err != nil {
-			v.logger.Warn("could not delete the chunks of a removed file; fsck will find them", "id", id, "err", err)
-		}
-	}
-}
-
-// mutateOnce is mutate for a command that is not safe to repeat
-// (AdjustLink): after an ambiguous failure it gives up with ErrUnavailable
-// rather than risk applying the command twice.
-func (v *Volume) mutateOnce(ctx context.Context, sub int, what string, cmd *dfspb.StoreCommand) (*dfspb.StoreResult, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var res *dfspb.StoreResult
-	_, err := v.call(ctx, sub, what, func(cctx context.Context, c dfspb.BrickServiceClient, o callOpts) error {
-		r, err := c.Mutate(cctx, cmd, o...)
-		if err != nil && isAmbiguous(err) {
-			cancel(fmt.Errorf("%w: %s: outcome unknown, not retried", ErrUnavailable, what))
-		}
-		res = r
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := codeError(res.GetCode(), res.GetMessage()); err != nil {
-		return res, fmt.Errorf("%s: %w", what, err)
-	}
-	return res, nil
 }
 
 // deleteChunks deletes the chunks of file from index from on every

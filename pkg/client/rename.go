@@ -92,9 +92,10 @@ func (v *Volume) renameLocal(ctx context.Context, oldDir Node, oldName string, n
 			ctx = context.WithoutCancel(ctx)
 		}
 	}
+	all, ids := v.keepOpen()
 	cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Rename{Rename: &dfspb.RenameCmd{
 		OldParent: oldDir.ID[:], OldName: oldName, NewParent: newDir.ID[:], NewName: newName,
-		Flags: flags, TargetSealed: sealed != nil,
+		Flags: flags, TargetSealed: sealed != nil, KeepOpen: all, KeepIds: ids,
 	}}}
 	res, amb, err := v.mutate(ctx, v.subOfDir(oldDir.ID), "rename", cmd)
 	if amb && errors.Is(err, ErrNotFound) {
@@ -133,9 +134,10 @@ func (v *Volume) renameAcross(ctx context.Context, oldDir Node, oldName string, 
 		}
 	}
 	ctx = context.WithoutCancel(ctx)
+	all, ids := v.keepOpen()
 	link := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Link{Link: &dfspb.LinkCmd{
 		Parent: newDir.ID[:], Name: newName, Child: src.ID[:], ChildType: src.Type, Locator: src.Locator[:],
-		Exclusive: flags&RenameNoReplace != 0, TargetSealed: sealed != nil,
+		Exclusive: flags&RenameNoReplace != 0, TargetSealed: sealed != nil, KeepOpen: all, KeepIds: ids,
 	}}}
 	// A Link retried after an ambiguous failure finds its own entry and
 	// succeeds, so an error is a real failure.

@@ -686,7 +686,12 @@ type InodeRecord struct {
 	Attr  *Attr                  `protobuf:"bytes,1,opt,name=attr,proto3" json:"attr,omitempty"`
 	// sealed marks a directory being removed (SealDir): no entries may be
 	// added to it.
-	Sealed        bool `protobuf:"varint,2,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	Sealed bool `protobuf:"varint,2,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	// orphan marks a file whose last link was removed while a client had it
+	// open (keep_open): nlink is 0, the data stays readable and writable by
+	// id until the client drops it (DropInodeCmd) at its last close. A
+	// client that crashes first leaves the orphan for fsck.
+	Orphan        bool `protobuf:"varint,3,opt,name=orphan,proto3" json:"orphan,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -735,6 +740,13 @@ func (x *InodeRecord) GetSealed() bool {
 	return false
 }
 
+func (x *InodeRecord) GetOrphan() bool {
+	if x != nil {
+		return x.Orphan
+	}
+	return false
+}
+
 // StoreCommand is one entry of a subvolume's Raft log.
 type StoreCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -760,6 +772,7 @@ type StoreCommand struct {
 	//	*StoreCommand_SetXattr
 	//	*StoreCommand_RemoveXattr
 	//	*StoreCommand_AdjustLink
+	//	*StoreCommand_AppendReserve
 	Op            isStoreCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -962,6 +975,15 @@ func (x *StoreCommand) GetAdjustLink() *AdjustLinkCmd {
 	return nil
 }
 
+func (x *StoreCommand) GetAppendReserve() *AppendReserveCmd {
+	if x != nil {
+		if x, ok := x.Op.(*StoreCommand_AppendReserve); ok {
+			return x.AppendReserve
+		}
+	}
+	return nil
+}
+
 type isStoreCommand_Op interface {
 	isStoreCommand_Op()
 }
@@ -1034,6 +1056,10 @@ type StoreCommand_AdjustLink struct {
 	AdjustLink *AdjustLinkCmd `protobuf:"bytes,26,opt,name=adjust_link,json=adjustLink,proto3,oneof"`
 }
 
+type StoreCommand_AppendReserve struct {
+	AppendReserve *AppendReserveCmd `protobuf:"bytes,27,opt,name=append_reserve,json=appendReserve,proto3,oneof"`
+}
+
 func (*StoreCommand_CreateEntry) isStoreCommand_Op() {}
 
 func (*StoreCommand_CreateInode) isStoreCommand_Op() {}
@@ -1067,6 +1093,8 @@ func (*StoreCommand_SetXattr) isStoreCommand_Op() {}
 func (*StoreCommand_RemoveXattr) isStoreCommand_Op() {}
 
 func (*StoreCommand_AdjustLink) isStoreCommand_Op() {}
+
+func (*StoreCommand_AppendReserve) isStoreCommand_Op() {}
 
 // CreateEntryCmd creates a non-directory inode and its entry in parent in
 // one step (the dirent's locator is parent). attr carries the client's id,
@@ -1191,19 +1219,28 @@ func (x *CreateInodeCmd) GetAttr() *Attr {
 
 // LinkCmd adds an entry only (second step of mkdir; rename across stores;
 // hard links). For a directory child the parent's nlink grows; the child's
-// own nlink is not touched (for a hard link the client sends AdjustLinkCmd
-// to the inode's store). Without exclusive an existing entry is replaced as
-// by rename (see RenameCmd for target rules). A retry naming the same child
-// is a success.
+// own nlink is not touched unless new_link is set (for a hard link to an
+// inode in another store the client sends AdjustLinkCmd there). Without
+// exclusive an existing entry is replaced as by rename (see RenameCmd for
+// target rules). A retry naming the same child is a success and answers
+// existed=true (so link(2) over an existing link to the same inode can
+// tell EEXIST from its own retry).
 type LinkCmd struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Parent        []byte                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Child         []byte                 `protobuf:"bytes,3,opt,name=child,proto3" json:"child,omitempty"`
-	ChildType     FileType               `protobuf:"varint,4,opt,name=child_type,json=childType,proto3,enum=dfs.v1.FileType" json:"child_type,omitempty"`
-	Locator       []byte                 `protobuf:"bytes,5,opt,name=locator,proto3" json:"locator,omitempty"`
-	Exclusive     bool                   `protobuf:"varint,6,opt,name=exclusive,proto3" json:"exclusive,omitempty"`
-	TargetSealed  bool                   `protobuf:"varint,7,opt,name=target_sealed,json=targetSealed,proto3" json:"target_sealed,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Parent       []byte                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name         string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Child        []byte                 `protobuf:"bytes,3,opt,name=child,proto3" json:"child,omitempty"`
+	ChildType    FileType               `protobuf:"varint,4,opt,name=child_type,json=childType,proto3,enum=dfs.v1.FileType" json:"child_type,omitempty"`
+	Locator      []byte                 `protobuf:"bytes,5,opt,name=locator,proto3" json:"locator,omitempty"`
+	Exclusive    bool                   `protobuf:"varint,6,opt,name=exclusive,proto3" json:"exclusive,omitempty"`
+	TargetSealed bool                   `protobuf:"varint,7,opt,name=target_sealed,json=targetSealed,proto3" json:"target_sealed,omitempty"`
+	// new_link makes the entry a new link to a non-directory whose inode is
+	// in this store (link(2)): the inode's nlink grows in the same command.
+	// NOT_FOUND if the inode is not here, INVALID for a directory.
+	NewLink bool `protobuf:"varint,8,opt,name=new_link,json=newLink,proto3" json:"new_link,omitempty"`
+	// keep_open, keep_ids: see UnlinkCmd (for a replaced target).
+	KeepOpen      bool     `protobuf:"varint,9,opt,name=keep_open,json=keepOpen,proto3" json:"keep_open,omitempty"`
+	KeepIds       [][]byte `protobuf:"bytes,10,rep,name=keep_ids,json=keepIds,proto3" json:"keep_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1287,6 +1324,27 @@ func (x *LinkCmd) GetTargetSealed() bool {
 	return false
 }
 
+func (x *LinkCmd) GetNewLink() bool {
+	if x != nil {
+		return x.NewLink
+	}
+	return false
+}
+
+func (x *LinkCmd) GetKeepOpen() bool {
+	if x != nil {
+		return x.KeepOpen
+	}
+	return false
+}
+
+func (x *LinkCmd) GetKeepIds() [][]byte {
+	if x != nil {
+		return x.KeepIds
+	}
+	return nil
+}
+
 // UnlinkCmd removes an entry. expect_dir selects rmdir (the entry must be a
 // directory) over unlink (it must not be). A non-directory whose inode is in
 // this store loses a link and is deleted at nlink 0. A directory whose inode
@@ -1306,7 +1364,15 @@ type UnlinkCmd struct {
 	// expect_child, when set, makes the unlink fail with NOT_FOUND unless
 	// the entry still names this inode (it may have been replaced since the
 	// client looked it up).
-	ExpectChild   []byte `protobuf:"bytes,5,opt,name=expect_child,json=expectChild,proto3" json:"expect_child,omitempty"`
+	ExpectChild []byte `protobuf:"bytes,5,opt,name=expect_child,json=expectChild,proto3" json:"expect_child,omitempty"`
+	// keep_open keeps a local non-directory inode whose last link this
+	// removes, as an orphan (InodeRecord.orphan, nlink 0): the client has it
+	// open and drops it (DropInodeCmd) at its last close.
+	// RemovedInode.orphan says so.
+	KeepOpen bool `protobuf:"varint,6,opt,name=keep_open,json=keepOpen,proto3" json:"keep_open,omitempty"`
+	// keep_ids is keep_open for these inodes only (the files the client
+	// has open, when they are few).
+	KeepIds       [][]byte `protobuf:"bytes,7,rep,name=keep_ids,json=keepIds,proto3" json:"keep_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1372,6 +1438,20 @@ func (x *UnlinkCmd) GetKeepInode() bool {
 func (x *UnlinkCmd) GetExpectChild() []byte {
 	if x != nil {
 		return x.ExpectChild
+	}
+	return nil
+}
+
+func (x *UnlinkCmd) GetKeepOpen() bool {
+	if x != nil {
+		return x.KeepOpen
+	}
+	return false
+}
+
+func (x *UnlinkCmd) GetKeepIds() [][]byte {
+	if x != nil {
+		return x.KeepIds
 	}
 	return nil
 }
@@ -1515,11 +1595,19 @@ func (x *DropInodeCmd) GetId() []byte {
 }
 
 // AdjustLinkCmd adds delta to an inode's nlink (hard links made or removed
-// in another store). A non-directory reaching nlink 0 is deleted.
+// in another store). A non-directory reaching nlink 0 is deleted, or kept
+// as an orphan with keep_open (see UnlinkCmd).
+//
+// op_id (16 random bytes chosen by the client, optional) makes the command
+// safe to retry: the store remembers the op ids it applied to the inode
+// for store.OpIDTTL (deleted with the inode) and answers a repeat with the
+// inode's current attributes and repeated=true, changing nothing.
 type AdjustLinkCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Delta         int32                  `protobuf:"varint,2,opt,name=delta,proto3" json:"delta,omitempty"`
+	OpId          []byte                 `protobuf:"bytes,3,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	KeepOpen      bool                   `protobuf:"varint,4,opt,name=keep_open,json=keepOpen,proto3" json:"keep_open,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1568,19 +1656,36 @@ func (x *AdjustLinkCmd) GetDelta() int32 {
 	return 0
 }
 
+func (x *AdjustLinkCmd) GetOpId() []byte {
+	if x != nil {
+		return x.OpId
+	}
+	return nil
+}
+
+func (x *AdjustLinkCmd) GetKeepOpen() bool {
+	if x != nil {
+		return x.KeepOpen
+	}
+	return false
+}
+
 // RenameCmd moves an entry when both parents' entries are in this store.
 // A replaced non-directory target loses a link (see StoreResult.removed); a
 // replaced directory target must be empty: checked here if its inode is in
 // this store, otherwise the client must seal it first and set
 // target_sealed.
 type RenameCmd struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OldParent     []byte                 `protobuf:"bytes,1,opt,name=old_parent,json=oldParent,proto3" json:"old_parent,omitempty"`
-	OldName       string                 `protobuf:"bytes,2,opt,name=old_name,json=oldName,proto3" json:"old_name,omitempty"`
-	NewParent     []byte                 `protobuf:"bytes,3,opt,name=new_parent,json=newParent,proto3" json:"new_parent,omitempty"`
-	NewName       string                 `protobuf:"bytes,4,opt,name=new_name,json=newName,proto3" json:"new_name,omitempty"`
-	Flags         uint32                 `protobuf:"varint,5,opt,name=flags,proto3" json:"flags,omitempty"` // RenameFlag bits
-	TargetSealed  bool                   `protobuf:"varint,6,opt,name=target_sealed,json=targetSealed,proto3" json:"target_sealed,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	OldParent    []byte                 `protobuf:"bytes,1,opt,name=old_parent,json=oldParent,proto3" json:"old_parent,omitempty"`
+	OldName      string                 `protobuf:"bytes,2,opt,name=old_name,json=oldName,proto3" json:"old_name,omitempty"`
+	NewParent    []byte                 `protobuf:"bytes,3,opt,name=new_parent,json=newParent,proto3" json:"new_parent,omitempty"`
+	NewName      string                 `protobuf:"bytes,4,opt,name=new_name,json=newName,proto3" json:"new_name,omitempty"`
+	Flags        uint32                 `protobuf:"varint,5,opt,name=flags,proto3" json:"flags,omitempty"` // RenameFlag bits
+	TargetSealed bool                   `protobuf:"varint,6,opt,name=target_sealed,json=targetSealed,proto3" json:"target_sealed,omitempty"`
+	// keep_open, keep_ids: see UnlinkCmd (for a replaced target).
+	KeepOpen      bool     `protobuf:"varint,7,opt,name=keep_open,json=keepOpen,proto3" json:"keep_open,omitempty"`
+	KeepIds       [][]byte `protobuf:"bytes,8,rep,name=keep_ids,json=keepIds,proto3" json:"keep_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1655,6 +1760,20 @@ func (x *RenameCmd) GetTargetSealed() bool {
 		return x.TargetSealed
 	}
 	return false
+}
+
+func (x *RenameCmd) GetKeepOpen() bool {
+	if x != nil {
+		return x.KeepOpen
+	}
+	return false
+}
+
+func (x *RenameCmd) GetKeepIds() [][]byte {
+	if x != nil {
+		return x.KeepIds
+	}
+	return nil
 }
 
 // SetAttrCmd changes the attributes selected by mask (SetAttrMask bits).
@@ -1774,12 +1893,19 @@ func (x *SetAttrCmd) GetCtimeNs() int64 {
 // WriteInlineCmd writes data at offset into an inline file, extending its
 // size. TOO_BIG if offset+len(data) > InlineMax or the file is chunked.
 // mtime_ns 0 means now_ns.
+//
+// append (O_APPEND) writes at the current size instead of offset, and
+// StoreResult.offset says where; op_id (16 random bytes, required with
+// append) makes a retry answer the first attempt's offset without writing
+// again (see AdjustLinkCmd).
 type WriteInlineCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
 	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
 	MtimeNs       int64                  `protobuf:"varint,4,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
+	Append        bool                   `protobuf:"varint,5,opt,name=append,proto3" json:"append,omitempty"`
+	OpId          []byte                 `protobuf:"bytes,6,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1842,24 +1968,115 @@ func (x *WriteInlineCmd) GetMtimeNs() int64 {
 	return 0
 }
 
+func (x *WriteInlineCmd) GetAppend() bool {
+	if x != nil {
+		return x.Append
+	}
+	return false
+}
+
+func (x *WriteInlineCmd) GetOpId() []byte {
+	if x != nil {
+		return x.OpId
+	}
+	return nil
+}
+
+// AppendReserveCmd grows a chunked file by length bytes (O_APPEND): the
+// range [StoreResult.offset, offset+length) is the caller's to write with
+// WriteChunk; until it does, the range reads as zeros. TOO_BIG for an
+// inline file (the client moves it to chunks first). op_id (required)
+// makes a retry answer the first attempt's offset. mtime_ns 0 means now_ns.
+type AppendReserveCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Length        uint64                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	OpId          []byte                 `protobuf:"bytes,3,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	MtimeNs       int64                  `protobuf:"varint,4,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendReserveCmd) Reset() {
+	*x = AppendReserveCmd{}
+	mi := &file_store_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendReserveCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendReserveCmd) ProtoMessage() {}
+
+func (x *AppendReserveCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendReserveCmd.ProtoReflect.Descriptor instead.
+func (*AppendReserveCmd) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *AppendReserveCmd) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *AppendReserveCmd) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *AppendReserveCmd) GetOpId() []byte {
+	if x != nil {
+		return x.OpId
+	}
+	return nil
+}
+
+func (x *AppendReserveCmd) GetMtimeNs() int64 {
+	if x != nil {
+		return x.MtimeNs
+	}
+	return 0
+}
+
 // CommitSizeCmd is the client's close/fsync commit after chunk writes:
 // size becomes max(size, current), or exactly size with exact. chunked
 // marks the file chunked and drops its inline data (the client has moved it
 // to chunk 0). mtime_ns 0 means now_ns.
 type CommitSizeCmd struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Size          uint64                 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
-	MtimeNs       int64                  `protobuf:"varint,3,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
-	Exact         bool                   `protobuf:"varint,4,opt,name=exact,proto3" json:"exact,omitempty"`
-	Chunked       bool                   `protobuf:"varint,5,opt,name=chunked,proto3" json:"chunked,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Size    uint64                 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	MtimeNs int64                  `protobuf:"varint,3,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
+	Exact   bool                   `protobuf:"varint,4,opt,name=exact,proto3" json:"exact,omitempty"`
+	Chunked bool                   `protobuf:"varint,5,opt,name=chunked,proto3" json:"chunked,omitempty"`
+	// expect_version, if not 0, makes the commit fail with STALE unless the
+	// inode's version (Attr.version) is this: moving an inline file to
+	// chunks must not drop inline data written since it was read.
+	ExpectVersion uint64 `protobuf:"varint,6,opt,name=expect_version,json=expectVersion,proto3" json:"expect_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CommitSizeCmd) Reset() {
 	*x = CommitSizeCmd{}
-	mi := &file_store_proto_msgTypes[16]
+	mi := &file_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +2088,7 @@ func (x *CommitSizeCmd) String() string {
 func (*CommitSizeCmd) ProtoMessage() {}
 
 func (x *CommitSizeCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[16]
+	mi := &file_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +2101,7 @@ func (x *CommitSizeCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitSizeCmd.ProtoReflect.Descriptor instead.
 func (*CommitSizeCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{16}
+	return file_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CommitSizeCmd) GetId() []byte {
@@ -1922,6 +2139,13 @@ func (x *CommitSizeCmd) GetChunked() bool {
 	return false
 }
 
+func (x *CommitSizeCmd) GetExpectVersion() uint64 {
+	if x != nil {
+		return x.ExpectVersion
+	}
+	return 0
+}
+
 // WriteChunkCmd writes data at offset into chunk index of file; offset +
 // len(data) must not exceed the chunk size.
 type WriteChunkCmd struct {
@@ -1936,7 +2160,7 @@ type WriteChunkCmd struct {
 
 func (x *WriteChunkCmd) Reset() {
 	*x = WriteChunkCmd{}
-	mi := &file_store_proto_msgTypes[17]
+	mi := &file_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2172,7 @@ func (x *WriteChunkCmd) String() string {
 func (*WriteChunkCmd) ProtoMessage() {}
 
 func (x *WriteChunkCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[17]
+	mi := &file_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2185,7 @@ func (x *WriteChunkCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteChunkCmd.ProtoReflect.Descriptor instead.
 func (*WriteChunkCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{17}
+	return file_store_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WriteChunkCmd) GetFile() []byte {
@@ -2005,7 +2229,7 @@ type TruncateChunkCmd struct {
 
 func (x *TruncateChunkCmd) Reset() {
 	*x = TruncateChunkCmd{}
-	mi := &file_store_proto_msgTypes[18]
+	mi := &file_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2241,7 @@ func (x *TruncateChunkCmd) String() string {
 func (*TruncateChunkCmd) ProtoMessage() {}
 
 func (x *TruncateChunkCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[18]
+	mi := &file_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2254,7 @@ func (x *TruncateChunkCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncateChunkCmd.ProtoReflect.Descriptor instead.
 func (*TruncateChunkCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{18}
+	return file_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TruncateChunkCmd) GetFile() []byte {
@@ -2066,7 +2290,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_store_proto_msgTypes[19]
+	mi := &file_store_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2078,7 +2302,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[19]
+	mi := &file_store_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2091,7 +2315,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{19}
+	return file_store_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteChunksCmd) GetFile() []byte {
@@ -2120,7 +2344,7 @@ type SetXattrCmd struct {
 
 func (x *SetXattrCmd) Reset() {
 	*x = SetXattrCmd{}
-	mi := &file_store_proto_msgTypes[20]
+	mi := &file_store_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2356,7 @@ func (x *SetXattrCmd) String() string {
 func (*SetXattrCmd) ProtoMessage() {}
 
 func (x *SetXattrCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[20]
+	mi := &file_store_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2369,7 @@ func (x *SetXattrCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetXattrCmd.ProtoReflect.Descriptor instead.
 func (*SetXattrCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{20}
+	return file_store_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SetXattrCmd) GetId() []byte {
@@ -2186,7 +2410,7 @@ type RemoveXattrCmd struct {
 
 func (x *RemoveXattrCmd) Reset() {
 	*x = RemoveXattrCmd{}
-	mi := &file_store_proto_msgTypes[21]
+	mi := &file_store_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2422,7 @@ func (x *RemoveXattrCmd) String() string {
 func (*RemoveXattrCmd) ProtoMessage() {}
 
 func (x *RemoveXattrCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[21]
+	mi := &file_store_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2435,7 @@ func (x *RemoveXattrCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveXattrCmd.ProtoReflect.Descriptor instead.
 func (*RemoveXattrCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{21}
+	return file_store_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RemoveXattrCmd) GetId() []byte {
@@ -2238,17 +2462,19 @@ type RemovedInode struct {
 	Locator []byte                 `protobuf:"bytes,3,opt,name=locator,proto3" json:"locator,omitempty"`
 	// local is true when the inode record is in this store; nlink and size
 	// are then valid.
-	Local         bool   `protobuf:"varint,4,opt,name=local,proto3" json:"local,omitempty"`
-	Nlink         uint32 `protobuf:"varint,5,opt,name=nlink,proto3" json:"nlink,omitempty"` // links left; 0 = the inode record was deleted
-	Size          uint64 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
-	Chunked       bool   `protobuf:"varint,7,opt,name=chunked,proto3" json:"chunked,omitempty"`
+	Local   bool   `protobuf:"varint,4,opt,name=local,proto3" json:"local,omitempty"`
+	Nlink   uint32 `protobuf:"varint,5,opt,name=nlink,proto3" json:"nlink,omitempty"` // links left; 0 = the inode record was deleted
+	Size    uint64 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
+	Chunked bool   `protobuf:"varint,7,opt,name=chunked,proto3" json:"chunked,omitempty"`
+	// orphan: nlink reached 0 under keep_open and the inode was kept.
+	Orphan        bool `protobuf:"varint,8,opt,name=orphan,proto3" json:"orphan,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RemovedInode) Reset() {
 	*x = RemovedInode{}
-	mi := &file_store_proto_msgTypes[22]
+	mi := &file_store_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2260,7 +2486,7 @@ func (x *RemovedInode) String() string {
 func (*RemovedInode) ProtoMessage() {}
 
 func (x *RemovedInode) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[22]
+	mi := &file_store_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2273,7 +2499,7 @@ func (x *RemovedInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovedInode.ProtoReflect.Descriptor instead.
 func (*RemovedInode) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{22}
+	return file_store_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RemovedInode) GetId() []byte {
@@ -2325,6 +2551,13 @@ func (x *RemovedInode) GetChunked() bool {
 	return false
 }
 
+func (x *RemovedInode) GetOrphan() bool {
+	if x != nil {
+		return x.Orphan
+	}
+	return false
+}
+
 // StoreResult answers one StoreCommand.
 type StoreResult struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -2332,21 +2565,26 @@ type StoreResult struct {
 	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"` // error detail
 	// replayed marks an entry at or below the store's applied index, skipped
 	// on replay after a restart; nobody waits for it.
-	Replayed      bool          `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
-	Attr          *Attr         `protobuf:"bytes,4,opt,name=attr,proto3" json:"attr,omitempty"`        // the inode created, changed or found
-	Dirent        *Dirent       `protobuf:"bytes,5,opt,name=dirent,proto3" json:"dirent,omitempty"`    // the entry created, found or moved
-	Existed       bool          `protobuf:"varint,6,opt,name=existed,proto3" json:"existed,omitempty"` // CreateEntry/CreateInode found it already there
-	Parent        *Attr         `protobuf:"bytes,7,opt,name=parent,proto3" json:"parent,omitempty"`    // the parent directory after the change, if local
-	Removed       *RemovedInode `protobuf:"bytes,8,opt,name=removed,proto3" json:"removed,omitempty"`  // what an unlink or replacing rename/link removed
-	Chunk         *ChunkInfo    `protobuf:"bytes,9,opt,name=chunk,proto3" json:"chunk,omitempty"`
-	Deleted       uint32        `protobuf:"varint,10,opt,name=deleted,proto3" json:"deleted,omitempty"` // DeleteChunks: chunks deleted
+	Replayed bool          `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	Attr     *Attr         `protobuf:"bytes,4,opt,name=attr,proto3" json:"attr,omitempty"`        // the inode created, changed or found
+	Dirent   *Dirent       `protobuf:"bytes,5,opt,name=dirent,proto3" json:"dirent,omitempty"`    // the entry created, found or moved
+	Existed  bool          `protobuf:"varint,6,opt,name=existed,proto3" json:"existed,omitempty"` // CreateEntry/CreateInode found it already there
+	Parent   *Attr         `protobuf:"bytes,7,opt,name=parent,proto3" json:"parent,omitempty"`    // the parent directory after the change, if local
+	Removed  *RemovedInode `protobuf:"bytes,8,opt,name=removed,proto3" json:"removed,omitempty"`  // what an unlink or replacing rename/link removed
+	Chunk    *ChunkInfo    `protobuf:"bytes,9,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Deleted  uint32        `protobuf:"varint,10,opt,name=deleted,proto3" json:"deleted,omitempty"` // DeleteChunks: chunks deleted
+	// repeated: a command whose op_id was applied before; nothing changed.
+	Repeated bool `protobuf:"varint,11,opt,name=repeated,proto3" json:"repeated,omitempty"`
+	// offset: where an appending WriteInline or an AppendReserve put the
+	// data.
+	Offset        uint64 `protobuf:"varint,12,opt,name=offset,proto3" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreResult) Reset() {
 	*x = StoreResult{}
-	mi := &file_store_proto_msgTypes[23]
+	mi := &file_store_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2358,7 +2596,7 @@ func (x *StoreResult) String() string {
 func (*StoreResult) ProtoMessage() {}
 
 func (x *StoreResult) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[23]
+	mi := &file_store_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2371,7 +2609,7 @@ func (x *StoreResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreResult.ProtoReflect.Descriptor instead.
 func (*StoreResult) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{23}
+	return file_store_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StoreResult) GetCode() StoreErrorCode {
@@ -2444,6 +2682,20 @@ func (x *StoreResult) GetDeleted() uint32 {
 	return 0
 }
 
+func (x *StoreResult) GetRepeated() bool {
+	if x != nil {
+		return x.Repeated
+	}
+	return false
+}
+
+func (x *StoreResult) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
 var File_store_proto protoreflect.FileDescriptor
 
 const file_store_proto_rawDesc = "" +
@@ -2480,10 +2732,11 @@ const file_store_proto_rawDesc = "" +
 	"\x04crcs\x18\x05 \x03(\aR\x04crcs\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
-	"bad_blocks\x18\a \x03(\rR\tbadBlocks\"G\n" +
+	"bad_blocks\x18\a \x03(\rR\tbadBlocks\"_\n" +
 	"\vInodeRecord\x12 \n" +
 	"\x04attr\x18\x01 \x01(\v2\f.dfs.v1.AttrR\x04attr\x12\x16\n" +
-	"\x06sealed\x18\x02 \x01(\bR\x06sealed\"\xd5\a\n" +
+	"\x06sealed\x18\x02 \x01(\bR\x06sealed\x12\x16\n" +
+	"\x06orphan\x18\x03 \x01(\bR\x06orphan\"\x98\b\n" +
 	"\fStoreCommand\x12\x15\n" +
 	"\x06now_ns\x18\x01 \x01(\x03R\x05nowNs\x12;\n" +
 	"\fcreate_entry\x18\n" +
@@ -2508,7 +2761,8 @@ const file_store_proto_rawDesc = "" +
 	"\tset_xattr\x18\x18 \x01(\v2\x13.dfs.v1.SetXattrCmdH\x00R\bsetXattr\x12;\n" +
 	"\fremove_xattr\x18\x19 \x01(\v2\x16.dfs.v1.RemoveXattrCmdH\x00R\vremoveXattr\x128\n" +
 	"\vadjust_link\x18\x1a \x01(\v2\x15.dfs.v1.AdjustLinkCmdH\x00R\n" +
-	"adjustLinkB\x04\n" +
+	"adjustLink\x12A\n" +
+	"\x0eappend_reserve\x18\x1b \x01(\v2\x18.dfs.v1.AppendReserveCmdH\x00R\rappendReserveB\x04\n" +
 	"\x02op\"|\n" +
 	"\x0eCreateEntryCmd\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
@@ -2516,7 +2770,7 @@ const file_store_proto_rawDesc = "" +
 	"\x04attr\x18\x03 \x01(\v2\f.dfs.v1.AttrR\x04attr\x12\x1c\n" +
 	"\texclusive\x18\x04 \x01(\bR\texclusive\"2\n" +
 	"\x0eCreateInodeCmd\x12 \n" +
-	"\x04attr\x18\x01 \x01(\v2\f.dfs.v1.AttrR\x04attr\"\xd9\x01\n" +
+	"\x04attr\x18\x01 \x01(\v2\f.dfs.v1.AttrR\x04attr\"\xac\x02\n" +
 	"\aLinkCmd\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -2525,7 +2779,11 @@ const file_store_proto_rawDesc = "" +
 	"child_type\x18\x04 \x01(\x0e2\x10.dfs.v1.FileTypeR\tchildType\x12\x18\n" +
 	"\alocator\x18\x05 \x01(\fR\alocator\x12\x1c\n" +
 	"\texclusive\x18\x06 \x01(\bR\texclusive\x12#\n" +
-	"\rtarget_sealed\x18\a \x01(\bR\ftargetSealed\"\x98\x01\n" +
+	"\rtarget_sealed\x18\a \x01(\bR\ftargetSealed\x12\x19\n" +
+	"\bnew_link\x18\b \x01(\bR\anewLink\x12\x1b\n" +
+	"\tkeep_open\x18\t \x01(\bR\bkeepOpen\x12\x19\n" +
+	"\bkeep_ids\x18\n" +
+	" \x03(\fR\akeepIds\"\xd0\x01\n" +
 	"\tUnlinkCmd\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
@@ -2533,17 +2791,21 @@ const file_store_proto_rawDesc = "" +
 	"expect_dir\x18\x03 \x01(\bR\texpectDir\x12\x1d\n" +
 	"\n" +
 	"keep_inode\x18\x04 \x01(\bR\tkeepInode\x12!\n" +
-	"\fexpect_child\x18\x05 \x01(\fR\vexpectChild\"\x1e\n" +
+	"\fexpect_child\x18\x05 \x01(\fR\vexpectChild\x12\x1b\n" +
+	"\tkeep_open\x18\x06 \x01(\bR\bkeepOpen\x12\x19\n" +
+	"\bkeep_ids\x18\a \x03(\fR\akeepIds\"\x1e\n" +
 	"\n" +
 	"SealDirCmd\x12\x10\n" +
 	"\x03dir\x18\x01 \x01(\fR\x03dir\" \n" +
 	"\fUnsealDirCmd\x12\x10\n" +
 	"\x03dir\x18\x01 \x01(\fR\x03dir\"\x1e\n" +
 	"\fDropInodeCmd\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\fR\x02id\"5\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\"g\n" +
 	"\rAdjustLinkCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x14\n" +
-	"\x05delta\x18\x02 \x01(\x05R\x05delta\"\xba\x01\n" +
+	"\x05delta\x18\x02 \x01(\x05R\x05delta\x12\x13\n" +
+	"\x05op_id\x18\x03 \x01(\fR\x04opId\x12\x1b\n" +
+	"\tkeep_open\x18\x04 \x01(\bR\bkeepOpen\"\xf2\x01\n" +
 	"\tRenameCmd\x12\x1d\n" +
 	"\n" +
 	"old_parent\x18\x01 \x01(\fR\toldParent\x12\x19\n" +
@@ -2552,7 +2814,9 @@ const file_store_proto_rawDesc = "" +
 	"new_parent\x18\x03 \x01(\fR\tnewParent\x12\x19\n" +
 	"\bnew_name\x18\x04 \x01(\tR\anewName\x12\x14\n" +
 	"\x05flags\x18\x05 \x01(\rR\x05flags\x12#\n" +
-	"\rtarget_sealed\x18\x06 \x01(\bR\ftargetSealed\"\xcd\x01\n" +
+	"\rtarget_sealed\x18\x06 \x01(\bR\ftargetSealed\x12\x1b\n" +
+	"\tkeep_open\x18\a \x01(\bR\bkeepOpen\x12\x19\n" +
+	"\bkeep_ids\x18\b \x03(\fR\akeepIds\"\xcd\x01\n" +
 	"\n" +
 	"SetAttrCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
@@ -2563,18 +2827,26 @@ const file_store_proto_rawDesc = "" +
 	"\x04size\x18\x06 \x01(\x04R\x04size\x12\x19\n" +
 	"\batime_ns\x18\a \x01(\x03R\aatimeNs\x12\x19\n" +
 	"\bmtime_ns\x18\b \x01(\x03R\amtimeNs\x12\x19\n" +
-	"\bctime_ns\x18\t \x01(\x03R\actimeNs\"g\n" +
+	"\bctime_ns\x18\t \x01(\x03R\actimeNs\"\x94\x01\n" +
 	"\x0eWriteInlineCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12\x19\n" +
-	"\bmtime_ns\x18\x04 \x01(\x03R\amtimeNs\"~\n" +
+	"\bmtime_ns\x18\x04 \x01(\x03R\amtimeNs\x12\x16\n" +
+	"\x06append\x18\x05 \x01(\bR\x06append\x12\x13\n" +
+	"\x05op_id\x18\x06 \x01(\fR\x04opId\"j\n" +
+	"\x10AppendReserveCmd\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x16\n" +
+	"\x06length\x18\x02 \x01(\x04R\x06length\x12\x13\n" +
+	"\x05op_id\x18\x03 \x01(\fR\x04opId\x12\x19\n" +
+	"\bmtime_ns\x18\x04 \x01(\x03R\amtimeNs\"\xa5\x01\n" +
 	"\rCommitSizeCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x19\n" +
 	"\bmtime_ns\x18\x03 \x01(\x03R\amtimeNs\x12\x14\n" +
 	"\x05exact\x18\x04 \x01(\bR\x05exact\x12\x18\n" +
-	"\achunked\x18\x05 \x01(\bR\achunked\"e\n" +
+	"\achunked\x18\x05 \x01(\bR\achunked\x12%\n" +
+	"\x0eexpect_version\x18\x06 \x01(\x04R\rexpectVersion\"e\n" +
 	"\rWriteChunkCmd\x12\x12\n" +
 	"\x04file\x18\x01 \x01(\fR\x04file\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x16\n" +
@@ -2595,7 +2867,7 @@ const file_store_proto_rawDesc = "" +
 	"\x05flags\x18\x04 \x01(\rR\x05flags\"4\n" +
 	"\x0eRemoveXattrCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\xb8\x01\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\xd0\x01\n" +
 	"\fRemovedInode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12$\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x10.dfs.v1.FileTypeR\x04type\x12\x18\n" +
@@ -2603,7 +2875,8 @@ const file_store_proto_rawDesc = "" +
 	"\x05local\x18\x04 \x01(\bR\x05local\x12\x14\n" +
 	"\x05nlink\x18\x05 \x01(\rR\x05nlink\x12\x12\n" +
 	"\x04size\x18\x06 \x01(\x04R\x04size\x12\x18\n" +
-	"\achunked\x18\a \x01(\bR\achunked\"\xec\x02\n" +
+	"\achunked\x18\a \x01(\bR\achunked\x12\x16\n" +
+	"\x06orphan\x18\b \x01(\bR\x06orphan\"\xa0\x03\n" +
 	"\vStoreResult\x12*\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1a\n" +
@@ -2615,7 +2888,9 @@ const file_store_proto_rawDesc = "" +
 	"\aremoved\x18\b \x01(\v2\x14.dfs.v1.RemovedInodeR\aremoved\x12'\n" +
 	"\x05chunk\x18\t \x01(\v2\x11.dfs.v1.ChunkInfoR\x05chunk\x12\x18\n" +
 	"\adeleted\x18\n" +
-	" \x01(\rR\adeleted*\xb6\x01\n" +
+	" \x01(\rR\adeleted\x12\x1a\n" +
+	"\brepeated\x18\v \x01(\bR\brepeated\x12\x16\n" +
+	"\x06offset\x18\f \x01(\x04R\x06offset*\xb6\x01\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eFILE_TYPE_FILE\x10\x01\x12\x11\n" +
@@ -2674,7 +2949,7 @@ func file_store_proto_rawDescGZIP() []byte {
 }
 
 var file_store_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_store_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_store_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_store_proto_goTypes = []any{
 	(FileType)(0),            // 0: dfs.v1.FileType
 	(StoreErrorCode)(0),      // 1: dfs.v1.StoreErrorCode
@@ -2697,14 +2972,15 @@ var file_store_proto_goTypes = []any{
 	(*RenameCmd)(nil),        // 18: dfs.v1.RenameCmd
 	(*SetAttrCmd)(nil),       // 19: dfs.v1.SetAttrCmd
 	(*WriteInlineCmd)(nil),   // 20: dfs.v1.WriteInlineCmd
-	(*CommitSizeCmd)(nil),    // 21: dfs.v1.CommitSizeCmd
-	(*WriteChunkCmd)(nil),    // 22: dfs.v1.WriteChunkCmd
-	(*TruncateChunkCmd)(nil), // 23: dfs.v1.TruncateChunkCmd
-	(*DeleteChunksCmd)(nil),  // 24: dfs.v1.DeleteChunksCmd
-	(*SetXattrCmd)(nil),      // 25: dfs.v1.SetXattrCmd
-	(*RemoveXattrCmd)(nil),   // 26: dfs.v1.RemoveXattrCmd
-	(*RemovedInode)(nil),     // 27: dfs.v1.RemovedInode
-	(*StoreResult)(nil),      // 28: dfs.v1.StoreResult
+	(*AppendReserveCmd)(nil), // 21: dfs.v1.AppendReserveCmd
+	(*CommitSizeCmd)(nil),    // 22: dfs.v1.CommitSizeCmd
+	(*WriteChunkCmd)(nil),    // 23: dfs.v1.WriteChunkCmd
+	(*TruncateChunkCmd)(nil), // 24: dfs.v1.TruncateChunkCmd
+	(*DeleteChunksCmd)(nil),  // 25: dfs.v1.DeleteChunksCmd
+	(*SetXattrCmd)(nil),      // 26: dfs.v1.SetXattrCmd
+	(*RemoveXattrCmd)(nil),   // 27: dfs.v1.RemoveXattrCmd
+	(*RemovedInode)(nil),     // 28: dfs.v1.RemovedInode
+	(*StoreResult)(nil),      // 29: dfs.v1.StoreResult
 }
 var file_store_proto_depIdxs = []int32{
 	0,  // 0: dfs.v1.Attr.type:type_name -> dfs.v1.FileType
@@ -2721,28 +2997,29 @@ var file_store_proto_depIdxs = []int32{
 	18, // 11: dfs.v1.StoreCommand.rename:type_name -> dfs.v1.RenameCmd
 	19, // 12: dfs.v1.StoreCommand.set_attr:type_name -> dfs.v1.SetAttrCmd
 	20, // 13: dfs.v1.StoreCommand.write_inline:type_name -> dfs.v1.WriteInlineCmd
-	21, // 14: dfs.v1.StoreCommand.commit_size:type_name -> dfs.v1.CommitSizeCmd
-	22, // 15: dfs.v1.StoreCommand.write_chunk:type_name -> dfs.v1.WriteChunkCmd
-	23, // 16: dfs.v1.StoreCommand.truncate_chunk:type_name -> dfs.v1.TruncateChunkCmd
-	24, // 17: dfs.v1.StoreCommand.delete_chunks:type_name -> dfs.v1.DeleteChunksCmd
-	25, // 18: dfs.v1.StoreCommand.set_xattr:type_name -> dfs.v1.SetXattrCmd
-	26, // 19: dfs.v1.StoreCommand.remove_xattr:type_name -> dfs.v1.RemoveXattrCmd
+	22, // 14: dfs.v1.StoreCommand.commit_size:type_name -> dfs.v1.CommitSizeCmd
+	23, // 15: dfs.v1.StoreCommand.write_chunk:type_name -> dfs.v1.WriteChunkCmd
+	24, // 16: dfs.v1.StoreCommand.truncate_chunk:type_name -> dfs.v1.TruncateChunkCmd
+	25, // 17: dfs.v1.StoreCommand.delete_chunks:type_name -> dfs.v1.DeleteChunksCmd
+	26, // 18: dfs.v1.StoreCommand.set_xattr:type_name -> dfs.v1.SetXattrCmd
+	27, // 19: dfs.v1.StoreCommand.remove_xattr:type_name -> dfs.v1.RemoveXattrCmd
 	17, // 20: dfs.v1.StoreCommand.adjust_link:type_name -> dfs.v1.AdjustLinkCmd
-	5,  // 21: dfs.v1.CreateEntryCmd.attr:type_name -> dfs.v1.Attr
-	5,  // 22: dfs.v1.CreateInodeCmd.attr:type_name -> dfs.v1.Attr
-	0,  // 23: dfs.v1.LinkCmd.child_type:type_name -> dfs.v1.FileType
-	0,  // 24: dfs.v1.RemovedInode.type:type_name -> dfs.v1.FileType
-	1,  // 25: dfs.v1.StoreResult.code:type_name -> dfs.v1.StoreErrorCode
-	5,  // 26: dfs.v1.StoreResult.attr:type_name -> dfs.v1.Attr
-	6,  // 27: dfs.v1.StoreResult.dirent:type_name -> dfs.v1.Dirent
-	5,  // 28: dfs.v1.StoreResult.parent:type_name -> dfs.v1.Attr
-	27, // 29: dfs.v1.StoreResult.removed:type_name -> dfs.v1.RemovedInode
-	7,  // 30: dfs.v1.StoreResult.chunk:type_name -> dfs.v1.ChunkInfo
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	21, // 21: dfs.v1.StoreCommand.append_reserve:type_name -> dfs.v1.AppendReserveCmd
+	5,  // 22: dfs.v1.CreateEntryCmd.attr:type_name -> dfs.v1.Attr
+	5,  // 23: dfs.v1.CreateInodeCmd.attr:type_name -> dfs.v1.Attr
+	0,  // 24: dfs.v1.LinkCmd.child_type:type_name -> dfs.v1.FileType
+	0,  // 25: dfs.v1.RemovedInode.type:type_name -> dfs.v1.FileType
+	1,  // 26: dfs.v1.StoreResult.code:type_name -> dfs.v1.StoreErrorCode
+	5,  // 27: dfs.v1.StoreResult.attr:type_name -> dfs.v1.Attr
+	6,  // 28: dfs.v1.StoreResult.dirent:type_name -> dfs.v1.Dirent
+	5,  // 29: dfs.v1.StoreResult.parent:type_name -> dfs.v1.Attr
+	28, // 30: dfs.v1.StoreResult.removed:type_name -> dfs.v1.RemovedInode
+	7,  // 31: dfs.v1.StoreResult.chunk:type_name -> dfs.v1.ChunkInfo
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_init() }
@@ -2768,6 +3045,7 @@ func file_store_proto_init() {
 		(*StoreCommand_SetXattr)(nil),
 		(*StoreCommand_RemoveXattr)(nil),
 		(*StoreCommand_AdjustLink)(nil),
+		(*StoreCommand_AppendReserve)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2775,7 +3053,7 @@ func file_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_rawDesc), len(file_store_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
