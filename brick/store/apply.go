@@ -169,8 +169,20 @@ func (t *txn) commit() error {
 	if err := t.b.Set(keyCounts, t.counts.encode(), nil); err != nil {
 		return err
 	}
-	if err := t.b.Commit(s.wo); err != nil {
+	// The Raft log, synced on a majority before an entry is applied,
+	// holds every entry: the store syncs its commit only every syncEvery
+	// entries (bounding what a machine crash makes Raft replay), and
+	// before every snapshot, after which Raft may drop log entries.
+	wo := pebble.NoSync
+	sync := !s.cfg.NoSync && (s.cfg.SyncCommits || t.index >= s.syncedIndex+syncEvery)
+	if sync {
+		wo = pebble.Sync
+	}
+	if err := t.b.Commit(wo); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if sync {
+		s.syncedIndex = t.index
 	}
 	s.countsMu.Lock()
 	s.counts = t.counts

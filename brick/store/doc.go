@@ -102,10 +102,19 @@
 //
 // ApplyBatch writes all entries of a batch into one indexed Pebble batch
 // (later entries read what earlier ones wrote), together with the last
-// applied index, and commits it once, synced. Chunk file writes happen in
-// place during the batch; the touched files and new directory entries are
+// applied index, and commits it once. Chunk file writes happen in place
+// during the batch; the touched files and new directory entries are
 // fsynced before the Pebble commit, so the applied index never points past
 // durable data. Chunk files deleted by the batch are removed after it.
+//
+// The commit itself is synced only every 1,024 entries (and before every
+// snapshot, and at Close) unless Config.SyncCommits: every entry is in the
+// Raft log, synced on a majority before it was applied, and Pebble's log
+// recovers a prefix of its commits after a machine crash, so the stored
+// applied index tells Raft exactly which entries to apply again. Raft keeps
+// its log at least back to the last snapshot, before which the store
+// synced. This halves the latency of a small command (one fsync instead
+// of two on each replica's path).
 //
 // Raft (with NoSnapshotRestoreOnStart) replays entries after its last
 // snapshot on restart; entries at or below the stored applied index are
@@ -115,8 +124,8 @@
 // and lengths), and a chunk file longer than its record is cut back before
 // use. The store notices an unclean shutdown by the "dirty" marker file
 // (created at Open, removed by Close): it then sweeps chunk files that no
-// record names, and for the next 1024 entries (raft's largest batch)
-// accepts blocks that fail their checksum under a partial overwrite as
+// record names, and for the next 2,048 entries (at most the unsynced
+// commits plus raft's largest batch) accepts blocks that fail their checksum under a partial overwrite as
 // written by the lost batch. Outside that window such a block is corrupt:
 // the overwrite still applies (every replica must apply every entry), and
 // the block is marked bad in the record, so reads fail with ErrCorrupt until

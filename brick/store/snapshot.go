@@ -59,6 +59,14 @@ func (s *Store) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
+	// Raft may drop the log up to this snapshot once it is persisted:
+	// everything applied so far must be durable first.
+	if !s.cfg.NoSync {
+		if err := s.db.LogData(nil, pebble.Sync); err != nil {
+			return nil, fmt.Errorf("store: sync before snapshot: %w", err)
+		}
+		s.syncedIndex = s.applied.Load()
+	}
 	f := &fsmSnapshot{s: s, snap: s.db.NewSnapshot()}
 	s.snapsMu.Lock()
 	s.snaps[f] = struct{}{}
