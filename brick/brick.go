@@ -30,6 +30,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -63,6 +64,11 @@ type Config struct {
 	// Join makes a brick with no Raft state wait to be added to an
 	// existing replica set (replace-brick) instead of founding one.
 	Join bool
+	// ReservePercent of the brick's file system is kept free: commands
+	// that need space fail with NO_SPACE (ENOSPC) below it (the volume
+	// option storage.reserve). At least MinReserve is kept either way.
+	// Default 0 (MinReserve only).
+	ReservePercent int
 	// Logger receives the brick's logs. Default: discard.
 	Logger *slog.Logger
 	// NoSync skips fsyncs (tests that measure nothing about durability).
@@ -80,6 +86,8 @@ type Brick struct {
 
 	peersMu sync.Mutex
 	peers   map[string]*grpc.ClientConn
+
+	reservePct atomic.Int32
 
 	scrubMu sync.Mutex
 	scrub   *dfspb.ScrubStatus
@@ -103,6 +111,7 @@ func Start(cfg Config) (b *Brick, err error) {
 		return nil, err
 	}
 	b = &Brick{cfg: cfg, done: make(chan struct{}), peers: map[string]*grpc.ClientConn{}, stop: make(chan struct{})}
+	b.reservePct.Store(int32(cfg.ReservePercent))
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -186,6 +195,33 @@ func (b *Brick) Close() error {
 func (b *Brick) Role() (role, leader string) {
 	_, leader = b.group.Leader()
 	return b.group.Stats()["state"], leader
+}
+
+// MinReserve is the space a brick keeps free whatever storage.reserve
+// says: room for the chunk writes in flight, which the Raft log and the
+// chunk files both hold, and for Pebble's compactions.
+const MinReserve = 32 << 20
+
+// SetReservePercent changes the percentage of the file system kept free.
+func (b *Brick) SetReservePercent(p int) { b.reservePct.Store(int32(p)) }
+
+// checkSpace fails with store.ErrNoSpace when the brick's file system has
+// less than its reserve available. Only the leader checks, before it
+// proposes: every replica then applies the command, and replicas of one
+// set are alike in size.
+func (b *Brick) checkSpace() error {
+	u, err := b.DiskUsage()
+	if err != nil {
+		return nil // no figure: let the write try
+	}
+	reserve := u.TotalBytes * uint64(b.reservePct.Load()) / 100
+	if reserve < MinReserve {
+		reserve = MinReserve
+	}
+	if u.AvailBytes < reserve {
+		return fmt.Errorf("%w: %s has %d MiB available, below its reserve of %d MiB (storage.reserve)", store.ErrNoSpace, b.cfg.Path, u.AvailBytes>>20, reserve>>20)
+	}
+	return nil
 }
 
 // AppliedIndex is the Raft index up to which the brick's store is current.

@@ -43,6 +43,13 @@ type replicaSet struct {
 
 func newReplicaSet(t testing.TB, n int) *replicaSet {
 	t.Helper()
+	return newReplicaSetOn(t, n, nil)
+}
+
+// newReplicaSetOn is newReplicaSet with a hook that prepares each brick's
+// parent directory (a small file system, say) before the brick is made.
+func newReplicaSetOn(t testing.TB, n int, prepare func(dir string)) *replicaSet {
+	t.Helper()
 	rs := &replicaSet{t: t, conns: map[string]*grpc.ClientConn{}}
 	members := map[string]string{}
 	for i := 0; i < n; i++ {
@@ -50,7 +57,11 @@ func newReplicaSet(t testing.TB, n int) *replicaSet {
 		members[id] = freeAddr(t, fmt.Sprintf("127.0.5.%d", i+1))
 	}
 	for i := 0; i < n; i++ {
-		dir := filepath.Join(t.TempDir(), "brick")
+		parent := t.TempDir()
+		if prepare != nil {
+			prepare(parent)
+		}
+		dir := filepath.Join(parent, "brick")
 		if _, err := Prepare(dir, "vol-1"); err != nil {
 			t.Fatal(err)
 		}

@@ -81,6 +81,11 @@ func (s *service) Mutate(ctx context.Context, cmd *dfspb.StoreCommand) (*dfspb.S
 	if !s.b.group.IsLeader() {
 		return nil, s.b.rpcError(ctx, raftgroup.ErrNotLeader)
 	}
+	if needsSpace(cmd) {
+		if err := s.b.checkSpace(); err != nil {
+			return storeFailure(err), nil
+		}
+	}
 	cmd.NowNs = nowNs()
 	data, err := store.EncodeCommand(cmd)
 	if err != nil {
@@ -343,4 +348,17 @@ func (s *service) ChangeMembers(ctx context.Context, req *dfspb.ChangeMembersReq
 
 func (s *service) Scrub(ctx context.Context, _ *dfspb.ScrubRequest) (*dfspb.ScrubResponse, error) {
 	return &dfspb.ScrubResponse{Status: s.b.StartScrub()}, nil
+}
+
+// needsSpace tells the commands that make a brick hold more; the others
+// (removals, renames, attribute changes) must work on a full brick, so
+// that space can be freed.
+func needsSpace(cmd *dfspb.StoreCommand) bool {
+	switch cmd.GetOp().(type) {
+	case *dfspb.StoreCommand_CreateEntry, *dfspb.StoreCommand_CreateInode, *dfspb.StoreCommand_Link,
+		*dfspb.StoreCommand_WriteInline, *dfspb.StoreCommand_WriteChunk, *dfspb.StoreCommand_SetXattr,
+		*dfspb.StoreCommand_AppendReserve:
+		return true
+	}
+	return false
 }

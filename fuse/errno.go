@@ -29,6 +29,7 @@ var errnoTable = []struct {
 	// caller it is already gone.
 	{client.ErrStale, syscall.ENOENT},
 	{client.ErrTooBig, syscall.EFBIG},
+	{client.ErrNoSpace, syscall.ENOSPC},
 	{client.ErrNoAttr, syscall.ENODATA},
 	{client.ErrReadOnly, syscall.EROFS},
 	{client.ErrNotSupported, syscall.EOPNOTSUPP},

@@ -23,6 +23,7 @@ var (
 	ErrInvalid       = errors.New("store: invalid argument")
 	ErrStale         = errors.New("store: directory is being removed")
 	ErrIO            = errors.New("store: i/o error")
+	ErrNoSpace       = errors.New("store: no space left on the brick")
 	ErrClosed        = errors.New("store: closed")
 	ErrInvalidConfig = errors.New("store: invalid config")
 )
@@ -46,6 +47,7 @@ const (
 	CodeInvalid     = ErrorCode(dfspb.StoreErrorCode_STORE_ERROR_CODE_INVALID)
 	CodeStale       = ErrorCode(dfspb.StoreErrorCode_STORE_ERROR_CODE_STALE)
 	CodeIO          = ErrorCode(dfspb.StoreErrorCode_STORE_ERROR_CODE_IO)
+	CodeNoSpace     = ErrorCode(dfspb.StoreErrorCode_STORE_ERROR_CODE_NO_SPACE)
 )
 
 var codeErrs = []struct {
@@ -64,6 +66,7 @@ var codeErrs = []struct {
 	{CodeInvalid, ErrInvalid},
 	{CodeStale, ErrStale},
 	{CodeIO, ErrIO},
+	{CodeNoSpace, ErrNoSpace},
 }
 
 // Code maps an error to its code: CodeOK for nil, the code of the sentinel

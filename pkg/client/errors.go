@@ -12,25 +12,26 @@ import (
 // these (test with errors.Is), or is a context error when the caller's
 // context ended first. fuse/ maps them to errno values in one function.
 var (
-	ErrNotFound      = errors.New("client: no such file or directory") // ENOENT
-	ErrExists        = errors.New("client: file exists")               // EEXIST
-	ErrNotEmpty      = errors.New("client: directory not empty")       // ENOTEMPTY
-	ErrNotDir        = errors.New("client: not a directory")           // ENOTDIR
-	ErrIsDir         = errors.New("client: is a directory")            // EISDIR
-	ErrNameTooLong   = errors.New("client: file name too long")        // ENAMETOOLONG
-	ErrInvalid       = errors.New("client: invalid argument")          // EINVAL
-	ErrStale         = errors.New("client: stale file handle")         // ESTALE
-	ErrTooBig        = errors.New("client: too big")                   // EFBIG, E2BIG for xattrs
-	ErrNoAttr        = errors.New("client: no such attribute")         // ENODATA
-	ErrIO            = errors.New("client: i/o error")                 // EIO
-	ErrCorrupt       = errors.New("client: checksum mismatch")         // EIO
-	ErrUnavailable   = errors.New("client: subvolume unavailable")     // EIO (after FailoverTimeout)
-	ErrNoVolume      = errors.New("client: no such volume")            // mount fails
-	ErrNotStarted    = errors.New("client: volume not started")        // mount fails
-	ErrReadOnly      = errors.New("client: read-only volume")          // EROFS
-	ErrNotSupported  = errors.New("client: operation not supported")   // EOPNOTSUPP
-	ErrNotPermitted  = errors.New("client: operation not permitted")   // EPERM
-	ErrClosed        = errors.New("client: volume closed")             // EIO
+	ErrNotFound      = errors.New("client: no such file or directory")   // ENOENT
+	ErrExists        = errors.New("client: file exists")                 // EEXIST
+	ErrNotEmpty      = errors.New("client: directory not empty")         // ENOTEMPTY
+	ErrNotDir        = errors.New("client: not a directory")             // ENOTDIR
+	ErrIsDir         = errors.New("client: is a directory")              // EISDIR
+	ErrNameTooLong   = errors.New("client: file name too long")          // ENAMETOOLONG
+	ErrInvalid       = errors.New("client: invalid argument")            // EINVAL
+	ErrStale         = errors.New("client: stale file handle")           // ESTALE
+	ErrTooBig        = errors.New("client: too big")                     // EFBIG, E2BIG for xattrs
+	ErrNoAttr        = errors.New("client: no such attribute")           // ENODATA
+	ErrIO            = errors.New("client: i/o error")                   // EIO
+	ErrNoSpace       = errors.New("client: no space left on the volume") // ENOSPC
+	ErrCorrupt       = errors.New("client: checksum mismatch")           // EIO
+	ErrUnavailable   = errors.New("client: subvolume unavailable")       // EIO (after FailoverTimeout)
+	ErrNoVolume      = errors.New("client: no such volume")              // mount fails
+	ErrNotStarted    = errors.New("client: volume not started")          // mount fails
+	ErrReadOnly      = errors.New("client: read-only volume")            // EROFS
+	ErrNotSupported  = errors.New("client: operation not supported")     // EOPNOTSUPP
+	ErrNotPermitted  = errors.New("client: operation not permitted")     // EPERM
+	ErrClosed        = errors.New("client: volume closed")               // EIO
 	ErrInvalidConfig = errors.New("client: invalid config")
 )
 
@@ -49,6 +50,7 @@ var codeErrs = map[dfspb.StoreErrorCode]error{
 	dfspb.StoreErrorCode_STORE_ERROR_CODE_INVALID:       ErrInvalid,
 	dfspb.StoreErrorCode_STORE_ERROR_CODE_STALE:         ErrStale,
 	dfspb.StoreErrorCode_STORE_ERROR_CODE_IO:            ErrIO,
+	dfspb.StoreErrorCode_STORE_ERROR_CODE_NO_SPACE:      ErrNoSpace,
 }
 
 // codeError turns a store result code and message into an error: nil for

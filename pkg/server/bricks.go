@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
@@ -64,19 +65,24 @@ func (h *brickHost) reconcile(st *volume.State) {
 			h.mu.Lock()
 			hb := h.running[key]
 			h.mu.Unlock()
+			reserve, _ := strconv.Atoi(v.Option("storage.reserve"))
 			if hb != nil && (hb.b != nil || hb.version == v.Version) {
+				if hb.b != nil {
+					hb.b.SetReservePercent(reserve)
+				}
 				continue
 			}
 			hb = &hostedBrick{volumeID: v.ID, path: b.Path, port: b.Port, version: v.Version}
 			hb.b, hb.err = brick.Start(brick.Config{
-				VolumeID: v.ID,
-				Path:     b.Path,
-				Address:  st.BrickAddress(b),
-				ID:       b.ID,
-				Members:  members(st, v, b.Subvolume),
-				Join:     b.Replacement,
-				Logger:   h.s.cfg.Logger.With("volume", v.Name, "brick", b.Path),
-				NoSync:   h.s.cfg.NoSync,
+				VolumeID:       v.ID,
+				Path:           b.Path,
+				Address:        st.BrickAddress(b),
+				ID:             b.ID,
+				Members:        members(st, v, b.Subvolume),
+				Join:           b.Replacement,
+				ReservePercent: reserve,
+				Logger:         h.s.cfg.Logger.With("volume", v.Name, "brick", b.Path),
+				NoSync:         h.s.cfg.NoSync,
 			})
 			if hb.err != nil {
 				h.s.cfg.Logger.Error("brick failed to start", "volume", v.Name, "brick", b.Path, "err", hb.err)

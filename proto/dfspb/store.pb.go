@@ -115,6 +115,7 @@ const (
 	StoreErrorCode_STORE_ERROR_CODE_INVALID       StoreErrorCode = 10 // EINVAL
 	StoreErrorCode_STORE_ERROR_CODE_STALE         StoreErrorCode = 11 // ESTALE: directory is being removed
 	StoreErrorCode_STORE_ERROR_CODE_IO            StoreErrorCode = 12 // EIO: local storage failure
+	StoreErrorCode_STORE_ERROR_CODE_NO_SPACE      StoreErrorCode = 13 // ENOSPC: the brick keeps its reserve free
 )
 
 // Enum value maps for StoreErrorCode.
@@ -133,6 +134,7 @@ var (
 		10: "STORE_ERROR_CODE_INVALID",
 		11: "STORE_ERROR_CODE_STALE",
 		12: "STORE_ERROR_CODE_IO",
+		13: "STORE_ERROR_CODE_NO_SPACE",
 	}
 	StoreErrorCode_value = map[string]int32{
 		"STORE_ERROR_CODE_OK":            0,
@@ -148,6 +150,7 @@ var (
 		"STORE_ERROR_CODE_INVALID":       10,
 		"STORE_ERROR_CODE_STALE":         11,
 		"STORE_ERROR_CODE_IO":            12,
+		"STORE_ERROR_CODE_NO_SPACE":      13,
 	}
 )
 
@@ -2899,7 +2902,7 @@ const file_store_proto_rawDesc = "" +
 	"\x0eFILE_TYPE_FIFO\x10\x04\x12\x14\n" +
 	"\x10FILE_TYPE_SOCKET\x10\x05\x12\x12\n" +
 	"\x0eFILE_TYPE_CHAR\x10\x06\x12\x13\n" +
-	"\x0fFILE_TYPE_BLOCK\x10\a*\x92\x03\n" +
+	"\x0fFILE_TYPE_BLOCK\x10\a*\xb1\x03\n" +
 	"\x0eStoreErrorCode\x12\x17\n" +
 	"\x13STORE_ERROR_CODE_OK\x10\x00\x12\x1e\n" +
 	"\x1aSTORE_ERROR_CODE_NOT_FOUND\x10\x01\x12\x1b\n" +
@@ -2914,7 +2917,8 @@ const file_store_proto_rawDesc = "" +
 	"\x18STORE_ERROR_CODE_INVALID\x10\n" +
 	"\x12\x1a\n" +
 	"\x16STORE_ERROR_CODE_STALE\x10\v\x12\x17\n" +
-	"\x13STORE_ERROR_CODE_IO\x10\f*W\n" +
+	"\x13STORE_ERROR_CODE_IO\x10\f\x12\x1d\n" +
+	"\x19STORE_ERROR_CODE_NO_SPACE\x10\r*W\n" +
 	"\n" +
 	"RenameFlag\x12\x14\n" +
 	"\x10RENAME_FLAG_NONE\x10\x00\x12\x19\n" +
