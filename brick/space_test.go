@@ -4,6 +4,9 @@ import (
 	"os/exec"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/dfsproject/dfs/pkg/layout"
 	"github.com/dfsproject/dfs/proto/dfspb"
 )
@@ -23,8 +26,6 @@ func mountTmpfs(t *testing.T, dir, size string) {
 func TestFullBrickRefusesWritesAndRecovers(t *testing.T) {
 	rs := newReplicaSetOn(t, 3, func(dir string) { mountTmpfs(t, dir, "96m") })
 	ctx := t.Context()
-	_, lc := rs.leader()
-	makeRoot(t, lc)
 	data := make([]byte, 1<<20)
 	var written []layout.ID
 	for i := 0; ; i++ {
@@ -35,7 +36,7 @@ func TestFullBrickRefusesWritesAndRecovers(t *testing.T) {
 			data[j] = byte(i + j)
 		}
 		f := layout.NewID()
-		r, err := lc.Mutate(ctx, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_WriteChunk{WriteChunk: &dfspb.WriteChunkCmd{File: f[:], Data: data}}})
+		r, err := rs.mutate(&dfspb.StoreCommand{Op: &dfspb.StoreCommand_WriteChunk{WriteChunk: &dfspb.WriteChunkCmd{File: f[:], Data: data}}})
 		if err != nil {
 			t.Fatalf("write %d: %v", i, err)
 		}
@@ -52,6 +53,7 @@ func TestFullBrickRefusesWritesAndRecovers(t *testing.T) {
 		t.Fatal("no write succeeded before NO_SPACE")
 	}
 	for i, f := range written {
+		_, lc := rs.leader()
 		got, err := lc.ReadChunk(ctx, &dfspb.ReadChunkRequest{File: f[:], Length: 1 << 20})
 		if err != nil || got.Code != 0 || len(got.Data) != 1<<20 || got.Data[1] != byte(i+1) {
 			t.Fatalf("acknowledged chunk %d after NO_SPACE: %v %v", i, got.GetCode(), err)
@@ -59,14 +61,14 @@ func TestFullBrickRefusesWritesAndRecovers(t *testing.T) {
 	}
 	// Removing data works on a full brick and makes room again.
 	for _, f := range written[:len(written)/2] {
-		r, err := lc.Mutate(ctx, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_DeleteChunks{DeleteChunks: &dfspb.DeleteChunksCmd{File: f[:]}}})
+		r, err := rs.mutate(&dfspb.StoreCommand{Op: &dfspb.StoreCommand_DeleteChunks{DeleteChunks: &dfspb.DeleteChunksCmd{File: f[:]}}})
 		if err != nil || r.Code != 0 {
 			t.Fatalf("delete on a full brick: %v %v", r, err)
 		}
 	}
 	f := layout.NewID()
 	eventually(t, func() error {
-		r, err := lc.Mutate(ctx, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_WriteChunk{WriteChunk: &dfspb.WriteChunkCmd{File: f[:], Data: data[:4096]}}})
+		r, err := rs.mutate(&dfspb.StoreCommand{Op: &dfspb.StoreCommand_WriteChunk{WriteChunk: &dfspb.WriteChunkCmd{File: f[:], Data: data[:4096]}}})
 		if err != nil {
 			return err
 		}
@@ -75,6 +77,21 @@ func TestFullBrickRefusesWritesAndRecovers(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// mutate sends cmd to the leader, finding it again through elections
+// (the commands used here are idempotent, so a retry is harmless).
+func (rs *replicaSet) mutate(cmd *dfspb.StoreCommand) (*dfspb.StoreResult, error) {
+	var err error
+	for range 20 {
+		_, lc := rs.leader()
+		var r *dfspb.StoreResult
+		r, err = lc.Mutate(rs.t.Context(), cmd)
+		if c := status.Code(err); c != codes.FailedPrecondition && c != codes.Unavailable {
+			return r, err
+		}
+	}
+	return nil, err
 }
 
 type resultError struct{ r *dfspb.StoreResult }
