@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/hashicorp/raft"
+
+	"github.com/dfsproject/dfs/pkg/pebblelog"
 )
 
 // Compile-time interface checks.
@@ -329,7 +330,7 @@ func (s *Store) removeStale(gen string) error {
 func (s *Store) openGen(gen string) (*pebble.DB, error) {
 	dir := filepath.Join(s.cfg.Dir, gen, pebbleDir)
 	opts := &pebble.Options{
-		Logger:             pebbleLogger{l: s.logger.With("subsystem", "pebble")},
+		Logger:             pebblelog.New(s.logger.With("subsystem", "pebble"), "store"),
 		FormatMajorVersion: pebble.FormatNewest,
 		CacheSize:          blockCacheSize,
 	}
@@ -545,30 +546,6 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
-}
-
-// pebbleLogger adapts *slog.Logger to pebble.Logger. Pebble logs routine
-// events (flushes, compactions, WAL replay) through Infof, so those go to
-// Debug; Errorf goes to Error. Fatalf logs at Error and panics, since
-// Pebble does not expect Fatalf to return.
-type pebbleLogger struct{ l *slog.Logger }
-
-var _ pebble.Logger = pebbleLogger{}
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	if p.l.Enabled(context.Background(), slog.LevelDebug) {
-		p.l.Debug(fmt.Sprintf(format, args...))
-	}
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "fatal", true)
-	panic("store: pebble fatal: " + msg)
 }
 
 // ChunkPath is the file that holds a chunk's data, for tools and tests

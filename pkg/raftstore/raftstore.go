@@ -59,7 +59,6 @@
 package raftstore
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -70,6 +69,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
+
+	"github.com/dfsproject/dfs/pkg/pebblelog"
 )
 
 // Compile-time interface checks.
@@ -157,7 +158,7 @@ func Open(cfg Config) (*Store, error) {
 	logger = logger.With("component", "raftstore", "dir", cfg.Dir)
 
 	opts := &pebble.Options{
-		Logger:             pebbleLogger{l: logger.With("subsystem", "pebble")},
+		Logger:             pebblelog.New(logger.With("subsystem", "pebble"), "raftstore"),
 		FormatMajorVersion: pebble.FormatNewest,
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
@@ -479,28 +480,4 @@ func (s *Store) GetUint64(key []byte) (uint64, error) {
 		return 0, fmt.Errorf("raftstore: get uint64 %q: %w: value is %d bytes, want 8", key, ErrCorrupt, len(val))
 	}
 	return binary.BigEndian.Uint64(val), nil
-}
-
-// pebbleLogger adapts *slog.Logger to pebble.Logger. Pebble logs routine
-// events (every flush and compaction, WAL replay) through Infof, so those go
-// to Debug; Errorf goes to Error. Fatalf logs at Error and panics, since
-// Pebble does not expect Fatalf to return.
-type pebbleLogger struct{ l *slog.Logger }
-
-var _ pebble.Logger = pebbleLogger{}
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	if p.l.Enabled(context.Background(), slog.LevelDebug) {
-		p.l.Debug(fmt.Sprintf(format, args...))
-	}
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "fatal", true)
-	panic("raftstore: pebble fatal: " + msg)
 }
