@@ -11,6 +11,7 @@ fi
 missing=()
 command -v fusermount3 >/dev/null || missing+=(fuse3)
 command -v ip >/dev/null || missing+=(iproute2)
+command -v nft >/dev/null || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "deps: need ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
