@@ -252,9 +252,9 @@ func (t *txn) dispatch(cmd *dfspb.StoreCommand) (*dfspb.StoreResult, error) {
 	case *dfspb.StoreCommand_SetAttr:
 		return t.setAttr(op.SetAttr)
 	case *dfspb.StoreCommand_WriteInline:
-		return t.writeInline(op.WriteInline)
+		return t.andThen(t.writeInline(op.WriteInline))(op.WriteInline.GetThen())
 	case *dfspb.StoreCommand_CommitSize:
-		return t.commitSize(op.CommitSize)
+		return t.andThen(t.commitSize(op.CommitSize))(op.CommitSize.GetThen())
 	case *dfspb.StoreCommand_WriteChunk:
 		return t.writeChunk(op.WriteChunk)
 	case *dfspb.StoreCommand_TruncateChunk:
@@ -577,4 +577,21 @@ func readFull(f io.ReaderAt, buf []byte, off int64) (int, error) {
 		err = nil
 	}
 	return n, err
+}
+
+// andThen applies the attribute change that a write or commit carries
+// (then), after it, when it succeeded; the result is the change's, with
+// the attributes after both.
+func (t *txn) andThen(res *dfspb.StoreResult, err error) func(*dfspb.SetAttrCmd) (*dfspb.StoreResult, error) {
+	return func(then *dfspb.SetAttrCmd) (*dfspb.StoreResult, error) {
+		if err != nil || then == nil {
+			return res, err
+		}
+		after, err := t.setAttr(then)
+		if err != nil {
+			return nil, err
+		}
+		res.Attr = after.GetAttr()
+		return res, nil
+	}
 }

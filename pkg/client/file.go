@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -69,6 +70,10 @@ type openInode struct {
 	// orphan: the file lost its last link while open here and was kept
 	// (keep_open); the last Release drops it. Guarded by v.openMu.
 	orphan bool
+	// pending is an attribute change (chmod, chown, utimens) made while
+	// writes were buffered: it rides on the next commit (then), so that
+	// cp -a's data, times, owner and mode cost one Raft round.
+	pending *dfspb.SetAttrCmd
 }
 
 // Open opens the regular file n. flags are open(2) flags: O_WRONLY or
@@ -160,13 +165,101 @@ func (v *Volume) overlayOpen(a *dfspb.Attr) *dfspb.Attr {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.adopt(a)
-	if st.size == a.Size {
+	if st.size == a.Size && st.pending == nil {
 		return a
 	}
 	c := proto.Clone(a).(*dfspb.Attr)
 	c.Size = st.size
 	c.MtimeNs = max(c.MtimeNs, st.mtimeNs)
+	st.applyPending(c)
 	return c
+}
+
+// deferAttr holds an attribute change of an open file with buffered
+// writes until their commit, and returns the attributes as they will be.
+// It returns nil (do it now) when id is not open here or nothing waits to
+// be committed.
+func (v *Volume) deferAttr(id layout.ID, cmd *dfspb.SetAttrCmd) *dfspb.Attr {
+	st := v.lookupOpen(id)
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.attr == nil || st.removed || st.werr != nil || (!st.uncommitted && len(st.dirty) == 0) {
+		return nil
+	}
+	st.pending = mergeSetAttr(st.pending, cmd, time.Now().UnixNano())
+	c := proto.Clone(st.attr).(*dfspb.Attr)
+	c.Size = st.size
+	c.MtimeNs = max(c.MtimeNs, st.mtimeNs)
+	st.applyPending(c)
+	return c
+}
+
+// applyPending shows the held attribute change in a. Callers hold mu.
+func (st *openInode) applyPending(a *dfspb.Attr) {
+	p := st.pending
+	if p == nil {
+		return
+	}
+	has := func(m dfspb.SetAttrMask) bool { return p.Mask&uint32(m) != 0 }
+	if has(dfspb.SetAttrMask_SET_ATTR_MASK_MODE) {
+		a.Mode = p.Mode
+	}
+	if has(dfspb.SetAttrMask_SET_ATTR_MASK_UID) {
+		a.Uid = p.Uid
+	}
+	if has(dfspb.SetAttrMask_SET_ATTR_MASK_GID) {
+		a.Gid = p.Gid
+	}
+	if has(dfspb.SetAttrMask_SET_ATTR_MASK_ATIME) {
+		a.AtimeNs = p.AtimeNs
+	}
+	if has(dfspb.SetAttrMask_SET_ATTR_MASK_MTIME) {
+		a.MtimeNs = p.MtimeNs
+	}
+	a.CtimeNs = max(a.CtimeNs, p.CtimeNs)
+}
+
+// mergeSetAttr folds a later attribute change into an earlier one. Times
+// "now" are resolved to the local clock, so that the change shows at once
+// and commits as it showed.
+func mergeSetAttr(old, c *dfspb.SetAttrCmd, now int64) *dfspb.SetAttrCmd {
+	m := proto.Clone(c).(*dfspb.SetAttrCmd)
+	if m.Mask&uint32(dfspb.SetAttrMask_SET_ATTR_MASK_ATIME_NOW) != 0 {
+		m.Mask = m.Mask&^uint32(dfspb.SetAttrMask_SET_ATTR_MASK_ATIME_NOW) | uint32(dfspb.SetAttrMask_SET_ATTR_MASK_ATIME)
+		m.AtimeNs = now
+	}
+	if m.Mask&uint32(dfspb.SetAttrMask_SET_ATTR_MASK_MTIME_NOW) != 0 {
+		m.Mask = m.Mask&^uint32(dfspb.SetAttrMask_SET_ATTR_MASK_MTIME_NOW) | uint32(dfspb.SetAttrMask_SET_ATTR_MASK_MTIME)
+		m.MtimeNs = now
+	}
+	m.Mask |= uint32(dfspb.SetAttrMask_SET_ATTR_MASK_CTIME)
+	m.CtimeNs = now
+	if old == nil {
+		return m
+	}
+	out := proto.Clone(old).(*dfspb.SetAttrCmd)
+	out.Mask |= m.Mask
+	has := func(b dfspb.SetAttrMask) bool { return m.Mask&uint32(b) != 0 }
+	if has(dfspb.SetAttrMask_SET_ATTR_MASK_MODE) {
+		out.Mode = m.Mode
+	}
+	if has(dfspb.SetAttrMask_SET_ATTR_MASK_UID) {
+		out.Uid = m.Uid
+	}
+	if has(dfspb.SetAttrMask_SET_ATTR_MASK_GID) {
+		out.Gid = m.Gid
+	}
+	if has(dfspb.SetAttrMask_SET_ATTR_MASK_ATIME) {
+		out.AtimeNs = m.AtimeNs
+	}
+	if has(dfspb.SetAttrMask_SET_ATTR_MASK_MTIME) {
+		out.MtimeNs = m.MtimeNs
+	}
+	out.CtimeNs = m.CtimeNs
+	return out
 }
 
 // lastAttr returns the last attributes seen of id while a File of it is

@@ -52,6 +52,10 @@ func (st *openInode) write(ctx context.Context, p []byte, off int64) (int, error
 	}
 	st.size = max(st.size, end)
 	st.mtimeNs = time.Now().UnixNano()
+	if st.pending != nil {
+		// A write after utimens sets mtime again.
+		st.pending.Mask &^= uint32(dfspb.SetAttrMask_SET_ATTR_MASK_MTIME)
+	}
 	st.uncommitted = true
 	st.removed = false
 	if st.chunked {
@@ -183,16 +187,31 @@ func (st *openInode) commitChunks(ctx context.Context) error {
 		return st.werr
 	}
 	if !st.uncommitted {
-		return nil
+		return st.commitPending(ctx)
 	}
 	cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_CommitSize{CommitSize: &dfspb.CommitSizeCmd{
-		Id: st.node.ID[:], Size: st.size, Chunked: true,
+		Id: st.node.ID[:], Size: st.size, Chunked: true, Then: st.pending,
 	}}}
 	res, _, err := st.v.mutate(ctx, st.v.subOfDir(st.node.Locator), "commit", cmd)
 	if err != nil {
 		return err
 	}
-	st.uncommitted = false
+	st.uncommitted, st.pending = false, nil
+	st.adopt(res.GetAttr())
+	return nil
+}
+
+// commitPending commits a held attribute change on its own, when no data
+// commit is left to carry it. Callers hold mu.
+func (st *openInode) commitPending(ctx context.Context) error {
+	if st.pending == nil {
+		return nil
+	}
+	res, _, err := st.v.mutate(ctx, st.v.subOfDir(st.node.Locator), "setattr", &dfspb.StoreCommand{Op: &dfspb.StoreCommand_SetAttr{SetAttr: st.pending}})
+	if err != nil {
+		return err
+	}
+	st.pending = nil
 	st.adopt(res.GetAttr())
 	return nil
 }
@@ -202,7 +221,7 @@ func (st *openInode) commitInline(ctx context.Context) error {
 	if b == nil || len(b.ext) == 0 {
 		delete(st.dirty, 0)
 		st.uncommitted = false
-		return nil
+		return st.commitPending(ctx)
 	}
 	if len(b.ext) > 1 {
 		// Fill the gaps from the committed data so that one WriteInline
@@ -217,18 +236,19 @@ func (st *openInode) commitInline(ctx context.Context) error {
 		st.buffered += b.fillUnder(lo, data, InlineMax)
 	}
 	var res *dfspb.StoreResult
-	for _, e := range b.ext {
-		cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_WriteInline{WriteInline: &dfspb.WriteInlineCmd{
-			Id: st.node.ID[:], Offset: uint64(e.off), Data: b.bytes(e),
-		}}}
+	for i, e := range b.ext {
+		w := &dfspb.WriteInlineCmd{Id: st.node.ID[:], Offset: uint64(e.off), Data: b.bytes(e)}
+		if i == len(b.ext)-1 {
+			w.Then = st.pending
+		}
 		var err error
-		if res, _, err = st.v.mutate(ctx, st.v.subOfDir(st.node.Locator), "commit", cmd); err != nil {
+		if res, _, err = st.v.mutate(ctx, st.v.subOfDir(st.node.Locator), "commit", &dfspb.StoreCommand{Op: &dfspb.StoreCommand_WriteInline{WriteInline: w}}); err != nil {
 			return err
 		}
 	}
 	st.buffered -= cap(b.data)
 	delete(st.dirty, 0)
-	st.uncommitted = false
+	st.uncommitted, st.pending = false, nil
 	st.adopt(res.GetAttr())
 	return nil
 }

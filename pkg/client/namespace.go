@@ -230,6 +230,11 @@ func (v *Volume) SetAttr(ctx context.Context, n Node, in SetAttrIn) (*dfspb.Attr
 		}
 		return v.overlayOpen(attr), nil
 	}
+	if in.Mask&SetSize == 0 {
+		if a := v.deferAttr(n.ID, cmd); a != nil {
+			return a, nil
+		}
+	}
 	if in.Mask&SetMtime != 0 {
 		// An explicit mtime must not be overwritten by the commit of
 		// data written before it.

@@ -95,19 +95,24 @@ func (h *brickHost) reconcile(st *volume.State) {
 		}
 	}
 	h.mu.Lock()
-	var stale []*hostedBrick
+	stale := map[string]*hostedBrick{}
 	for key, hb := range h.running {
 		if !want[key] {
-			stale = append(stale, hb)
-			delete(h.running, key)
+			stale[key] = hb
 		}
 	}
 	h.mu.Unlock()
-	for _, hb := range stale {
+	// A brick stays in the heartbeat (online) until it has closed its
+	// store, so that "offline" in volume status means the brick let go
+	// of its directory.
+	for key, hb := range stale {
 		if hb.b != nil {
 			hb.b.Close()
 			h.s.cfg.Logger.Info("brick stopped", "brick", hb.path)
 		}
+		h.mu.Lock()
+		delete(h.running, key)
+		h.mu.Unlock()
 	}
 }
 

@@ -1902,13 +1902,17 @@ func (x *SetAttrCmd) GetCtimeNs() int64 {
 // append) makes a retry answer the first attempt's offset without writing
 // again (see AdjustLinkCmd).
 type WriteInlineCmd struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
-	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
-	MtimeNs       int64                  `protobuf:"varint,4,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
-	Append        bool                   `protobuf:"varint,5,opt,name=append,proto3" json:"append,omitempty"`
-	OpId          []byte                 `protobuf:"bytes,6,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Offset  uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data    []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	MtimeNs int64                  `protobuf:"varint,4,opt,name=mtime_ns,json=mtimeNs,proto3" json:"mtime_ns,omitempty"`
+	Append  bool                   `protobuf:"varint,5,opt,name=append,proto3" json:"append,omitempty"`
+	OpId    []byte                 `protobuf:"bytes,6,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// then changes attributes after the write, in the same command (the
+	// client's chmod/chown/utimens of a file it has open for writing, sent
+	// with the close commit; an explicit mtime there wins over the write's).
+	Then          *SetAttrCmd `protobuf:"bytes,7,opt,name=then,proto3" json:"then,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1981,6 +1985,13 @@ func (x *WriteInlineCmd) GetAppend() bool {
 func (x *WriteInlineCmd) GetOpId() []byte {
 	if x != nil {
 		return x.OpId
+	}
+	return nil
+}
+
+func (x *WriteInlineCmd) GetThen() *SetAttrCmd {
+	if x != nil {
+		return x.Then
 	}
 	return nil
 }
@@ -2073,6 +2084,8 @@ type CommitSizeCmd struct {
 	// inode's version (Attr.version) is this: moving an inline file to
 	// chunks must not drop inline data written since it was read.
 	ExpectVersion uint64 `protobuf:"varint,6,opt,name=expect_version,json=expectVersion,proto3" json:"expect_version,omitempty"`
+	// then: see WriteInlineCmd.
+	Then          *SetAttrCmd `protobuf:"bytes,7,opt,name=then,proto3" json:"then,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2147,6 +2160,13 @@ func (x *CommitSizeCmd) GetExpectVersion() uint64 {
 		return x.ExpectVersion
 	}
 	return 0
+}
+
+func (x *CommitSizeCmd) GetThen() *SetAttrCmd {
+	if x != nil {
+		return x.Then
+	}
+	return nil
 }
 
 // WriteChunkCmd writes data at offset into chunk index of file; offset +
@@ -2830,26 +2850,28 @@ const file_store_proto_rawDesc = "" +
 	"\x04size\x18\x06 \x01(\x04R\x04size\x12\x19\n" +
 	"\batime_ns\x18\a \x01(\x03R\aatimeNs\x12\x19\n" +
 	"\bmtime_ns\x18\b \x01(\x03R\amtimeNs\x12\x19\n" +
-	"\bctime_ns\x18\t \x01(\x03R\actimeNs\"\x94\x01\n" +
+	"\bctime_ns\x18\t \x01(\x03R\actimeNs\"\xbc\x01\n" +
 	"\x0eWriteInlineCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12\x19\n" +
 	"\bmtime_ns\x18\x04 \x01(\x03R\amtimeNs\x12\x16\n" +
 	"\x06append\x18\x05 \x01(\bR\x06append\x12\x13\n" +
-	"\x05op_id\x18\x06 \x01(\fR\x04opId\"j\n" +
+	"\x05op_id\x18\x06 \x01(\fR\x04opId\x12&\n" +
+	"\x04then\x18\a \x01(\v2\x12.dfs.v1.SetAttrCmdR\x04then\"j\n" +
 	"\x10AppendReserveCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\x04R\x06length\x12\x13\n" +
 	"\x05op_id\x18\x03 \x01(\fR\x04opId\x12\x19\n" +
-	"\bmtime_ns\x18\x04 \x01(\x03R\amtimeNs\"\xa5\x01\n" +
+	"\bmtime_ns\x18\x04 \x01(\x03R\amtimeNs\"\xcd\x01\n" +
 	"\rCommitSizeCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x19\n" +
 	"\bmtime_ns\x18\x03 \x01(\x03R\amtimeNs\x12\x14\n" +
 	"\x05exact\x18\x04 \x01(\bR\x05exact\x12\x18\n" +
 	"\achunked\x18\x05 \x01(\bR\achunked\x12%\n" +
-	"\x0eexpect_version\x18\x06 \x01(\x04R\rexpectVersion\"e\n" +
+	"\x0eexpect_version\x18\x06 \x01(\x04R\rexpectVersion\x12&\n" +
+	"\x04then\x18\a \x01(\v2\x12.dfs.v1.SetAttrCmdR\x04then\"e\n" +
 	"\rWriteChunkCmd\x12\x12\n" +
 	"\x04file\x18\x01 \x01(\fR\x04file\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x16\n" +
@@ -3012,18 +3034,20 @@ var file_store_proto_depIdxs = []int32{
 	5,  // 22: dfs.v1.CreateEntryCmd.attr:type_name -> dfs.v1.Attr
 	5,  // 23: dfs.v1.CreateInodeCmd.attr:type_name -> dfs.v1.Attr
 	0,  // 24: dfs.v1.LinkCmd.child_type:type_name -> dfs.v1.FileType
-	0,  // 25: dfs.v1.RemovedInode.type:type_name -> dfs.v1.FileType
-	1,  // 26: dfs.v1.StoreResult.code:type_name -> dfs.v1.StoreErrorCode
-	5,  // 27: dfs.v1.StoreResult.attr:type_name -> dfs.v1.Attr
-	6,  // 28: dfs.v1.StoreResult.dirent:type_name -> dfs.v1.Dirent
-	5,  // 29: dfs.v1.StoreResult.parent:type_name -> dfs.v1.Attr
-	28, // 30: dfs.v1.StoreResult.removed:type_name -> dfs.v1.RemovedInode
-	7,  // 31: dfs.v1.StoreResult.chunk:type_name -> dfs.v1.ChunkInfo
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	19, // 25: dfs.v1.WriteInlineCmd.then:type_name -> dfs.v1.SetAttrCmd
+	19, // 26: dfs.v1.CommitSizeCmd.then:type_name -> dfs.v1.SetAttrCmd
+	0,  // 27: dfs.v1.RemovedInode.type:type_name -> dfs.v1.FileType
+	1,  // 28: dfs.v1.StoreResult.code:type_name -> dfs.v1.StoreErrorCode
+	5,  // 29: dfs.v1.StoreResult.attr:type_name -> dfs.v1.Attr
+	6,  // 30: dfs.v1.StoreResult.dirent:type_name -> dfs.v1.Dirent
+	5,  // 31: dfs.v1.StoreResult.parent:type_name -> dfs.v1.Attr
+	28, // 32: dfs.v1.StoreResult.removed:type_name -> dfs.v1.RemovedInode
+	7,  // 33: dfs.v1.StoreResult.chunk:type_name -> dfs.v1.ChunkInfo
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_init() }
