@@ -142,17 +142,20 @@ func TestHealFullRepairsFollower(t *testing.T) {
 	mnt := mountVolume(t, c, "gv0")
 	writeRandom(t, filepath.Join(mnt, "data"), 2<<20, 9)
 	awaitHealed(t, a, "gv0", 10*time.Second)
-	st, err := volumeStatus(t, a, "gv0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var follower string
-	for _, b := range st.Bricks {
-		if b.Role != "Leader" {
-			follower = b.Path
-			break
+	eventually(t, 10*time.Second, "status shows a follower", func() error {
+		st, err := volumeStatus(t, a, "gv0")
+		if err != nil {
+			return err
 		}
-	}
+		for _, b := range st.Bricks {
+			if b.Role == "Follower" {
+				follower = b.Path
+				return nil
+			}
+		}
+		return fmt.Errorf("no follower in status %v", st)
+	})
 	files := chunkFiles(t, follower)
 	if len(files) == 0 {
 		t.Fatalf("no chunks on follower %s", follower)

@@ -293,15 +293,18 @@ func TestCorruptChunkRepaired(t *testing.T) {
 	mnt := mountVolume(t, c, "gv0")
 	h := writeRandom(t, filepath.Join(mnt, "data"), 3<<20, 3)
 
-	st, err := volumeStatus(t, c.servers[0].addr, "gv0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader := st.Subvolumes[0].Leader
-	host, path, _ := strings.Cut(leader, ":")
-	if host == "" {
-		t.Fatalf("no leader in status %v", st)
-	}
+	var leader string
+	eventually(t, 10*time.Second, "status names the replica set's leader", func() error {
+		st, err := volumeStatus(t, c.servers[0].addr, "gv0")
+		if err != nil {
+			return err
+		}
+		if leader = st.Subvolumes[0].Leader; leader == "" {
+			return fmt.Errorf("no leader in status %v", st)
+		}
+		return nil
+	})
+	_, path, _ := strings.Cut(leader, ":")
 	var victim string
 	for _, p := range chunkFiles(t, path) {
 		if info, err := os.Stat(p); err == nil && info.Size() > 1000 {
