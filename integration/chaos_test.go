@@ -145,7 +145,7 @@ func TestChaos(t *testing.T) {
 	if faults["enospc"] {
 		r.tmpfsRoot = t.TempDir()
 		for i := 0; i < 3; i++ {
-			mountTmpfs(t, filepath.Join(r.tmpfsRoot, fmt.Sprintf("127.0.0.%d", *chaosFirstHost+i)), *chaosTmpfsSize)
+			mountTmpfs(t, filepath.Join(r.tmpfsRoot, fmt.Sprintf("%s.%d", *loopNet, *chaosFirstHost+i)), *chaosTmpfsSize)
 		}
 	}
 	if *chaosFirstHost == 2 {
@@ -404,7 +404,7 @@ func poolAt(t *testing.T, n, first int) *cluster {
 	c := &cluster{t: t}
 	root := t.TempDir()
 	for i := 0; i < n; i++ {
-		host := fmt.Sprintf("127.0.0.%d", first+i)
+		host := fmt.Sprintf("%s.%d", *loopNet, first+i)
 		s := &server{t: t, host: host, addr: host + ":24007", data: filepath.Join(root, "srv"+host), logPath: filepath.Join(root, host+".log")}
 		c.servers = append(c.servers, s)
 		s.start()

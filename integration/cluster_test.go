@@ -23,7 +23,10 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-var dfsBinary = flag.String("dfs-binary", "", "dfs binary to test; built from ./cmd/dfs when empty")
+var (
+	dfsBinary = flag.String("dfs-binary", "", "dfs binary to test; built from ./cmd/dfs when empty")
+	loopNet   = flag.String("net", "127.0.0", "the first three octets of the loopback addresses the test servers take (N.2, N.3, ...); pick another to run two test binaries side by side")
+)
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -64,14 +67,14 @@ type cluster struct {
 	servers []*server
 }
 
-// newCluster prepares n servers on 127.0.0.2 ... 127.0.0.(n+1) and starts
+// newCluster prepares n servers on 127.0.0.2 ... 127.0.0.(n+1) (see -net) and starts
 // them, each a pool of one.
 func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
 	c := &cluster{t: t}
 	root := t.TempDir()
 	for i := 0; i < n; i++ {
-		host := fmt.Sprintf("127.0.0.%d", i+2)
+		host := fmt.Sprintf("%s.%d", *loopNet, i+2)
 		s := &server{t: t, host: host, addr: host + ":24007", data: filepath.Join(root, "srv"+host), logPath: filepath.Join(root, host+".log")}
 		c.servers = append(c.servers, s)
 		s.start()
