@@ -265,6 +265,10 @@ func (t *txn) dispatch(cmd *dfspb.StoreCommand) (*dfspb.StoreResult, error) {
 		return t.setXattr(op.SetXattr)
 	case *dfspb.StoreCommand_RemoveXattr:
 		return t.removeXattr(op.RemoveXattr)
+	case *dfspb.StoreCommand_SetLock:
+		return t.setLock(op.SetLock)
+	case *dfspb.StoreCommand_ExpireLockSession:
+		return t.expireLockSession(op.ExpireLockSession)
 	default:
 		return nil, fmt.Errorf("%w: unknown command %T", ErrInvalid, op)
 	}

@@ -53,6 +53,8 @@
 //	'c' + file id + be64(index)   -> ChunkInfo (protobuf)
 //	'o' + id + op id              -> be64 offset, be64 time (op ids)
 //	'O' + id + be64(time) + op id -> empty (op ids by age, for expiry)
+//	'k' + id                      -> LockTable: flock and POSIX locks (locks.go)
+//	's' + session + id            -> empty (the inodes where a lock session holds locks)
 //	"mapplied"                    -> be64 last applied Raft index
 //	"mcounts"                     -> be64 inodes, chunks, chunk bytes (Statfs)
 //	"mformat"                     -> be64 chunk size, block size, inline max

@@ -4584,6 +4584,207 @@ func (x *ScrubResponse) GetStatus() *ScrubStatus {
 	return nil
 }
 
+type TestLockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`     // inode id, 16 bytes
+	Lock          *FileLock              `protobuf:"bytes,2,opt,name=lock,proto3" json:"lock,omitempty"` // the lock the caller would set
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestLockRequest) Reset() {
+	*x = TestLockRequest{}
+	mi := &file_dfs_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestLockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestLockRequest) ProtoMessage() {}
+
+func (x *TestLockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestLockRequest.ProtoReflect.Descriptor instead.
+func (*TestLockRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *TestLockRequest) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *TestLockRequest) GetLock() *FileLock {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+type TestLockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          StoreErrorCode         `protobuf:"varint,1,opt,name=code,proto3,enum=dfs.v1.StoreErrorCode" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Conflict      *FileLock              `protobuf:"bytes,3,opt,name=conflict,proto3" json:"conflict,omitempty"` // unset: the lock could be set
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestLockResponse) Reset() {
+	*x = TestLockResponse{}
+	mi := &file_dfs_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestLockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestLockResponse) ProtoMessage() {}
+
+func (x *TestLockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestLockResponse.ProtoReflect.Descriptor instead.
+func (*TestLockResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *TestLockResponse) GetCode() StoreErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return StoreErrorCode_STORE_ERROR_CODE_OK
+}
+
+func (x *TestLockResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *TestLockResponse) GetConflict() *FileLock {
+	if x != nil {
+		return x.Conflict
+	}
+	return nil
+}
+
+type RenewLockSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       []byte                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewLockSessionRequest) Reset() {
+	*x = RenewLockSessionRequest{}
+	mi := &file_dfs_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewLockSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewLockSessionRequest) ProtoMessage() {}
+
+func (x *RenewLockSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewLockSessionRequest.ProtoReflect.Descriptor instead.
+func (*RenewLockSessionRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *RenewLockSessionRequest) GetSession() []byte {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type RenewLockSessionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// lease_ms is the lease: renew well within it.
+	LeaseMs       uint32 `protobuf:"varint,1,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewLockSessionResponse) Reset() {
+	*x = RenewLockSessionResponse{}
+	mi := &file_dfs_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewLockSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewLockSessionResponse) ProtoMessage() {}
+
+func (x *RenewLockSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewLockSessionResponse.ProtoReflect.Descriptor instead.
+func (*RenewLockSessionResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *RenewLockSessionResponse) GetLeaseMs() uint32 {
+	if x != nil {
+		return x.LeaseMs
+	}
+	return 0
+}
+
 var File_dfs_proto protoreflect.FileDescriptor
 
 const file_dfs_proto_rawDesc = "" +
@@ -4918,7 +5119,18 @@ const file_dfs_proto_rawDesc = "" +
 	"\x15ChangeMembersResponse\"\x0e\n" +
 	"\fScrubRequest\"<\n" +
 	"\rScrubResponse\x12+\n" +
-	"\x06status\x18\x01 \x01(\v2\x13.dfs.v1.ScrubStatusR\x06status*y\n" +
+	"\x06status\x18\x01 \x01(\v2\x13.dfs.v1.ScrubStatusR\x06status\"G\n" +
+	"\x0fTestLockRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12$\n" +
+	"\x04lock\x18\x02 \x01(\v2\x10.dfs.v1.FileLockR\x04lock\"\x86\x01\n" +
+	"\x10TestLockResponse\x12*\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12,\n" +
+	"\bconflict\x18\x03 \x01(\v2\x10.dfs.v1.FileLockR\bconflict\"3\n" +
+	"\x17RenewLockSessionRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\fR\asession\"5\n" +
+	"\x18RenewLockSessionResponse\x12\x19\n" +
+	"\blease_ms\x18\x01 \x01(\rR\aleaseMs*y\n" +
 	"\vVolumeState\x12\x1c\n" +
 	"\x18VOLUME_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14VOLUME_STATE_CREATED\x10\x01\x12\x18\n" +
@@ -4951,7 +5163,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04Join\x12\x13.dfs.v1.JoinRequest\x1a\x14.dfs.v1.JoinResponse\x124\n" +
 	"\x05Leave\x12\x14.dfs.v1.LeaveRequest\x1a\x15.dfs.v1.LeaveResponse\x12L\n" +
 	"\rPrepareBricks\x12\x1c.dfs.v1.PrepareBricksRequest\x1a\x1d.dfs.v1.PrepareBricksResponse\x12L\n" +
-	"\rReleaseBricks\x12\x1c.dfs.v1.ReleaseBricksRequest\x1a\x1d.dfs.v1.ReleaseBricksResponse2\xe3\x06\n" +
+	"\rReleaseBricks\x12\x1c.dfs.v1.ReleaseBricksRequest\x1a\x1d.dfs.v1.ReleaseBricksResponse2\xf9\a\n" +
 	"\fBrickService\x12;\n" +
 	"\x04Ping\x12\x18.dfs.v1.BrickPingRequest\x1a\x19.dfs.v1.BrickPingResponse\x123\n" +
 	"\x06Mutate\x12\x14.dfs.v1.StoreCommand\x1a\x13.dfs.v1.StoreResult\x126\n" +
@@ -4968,7 +5180,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\n" +
 	"FetchChunk\x12\x19.dfs.v1.FetchChunkRequest\x1a\x1a.dfs.v1.FetchChunkResponse\x12L\n" +
 	"\rChangeMembers\x12\x1c.dfs.v1.ChangeMembersRequest\x1a\x1d.dfs.v1.ChangeMembersResponse\x124\n" +
-	"\x05Scrub\x12\x14.dfs.v1.ScrubRequest\x1a\x15.dfs.v1.ScrubResponseB'Z%github.com/dfsproject/dfs/proto/dfspbb\x06proto3"
+	"\x05Scrub\x12\x14.dfs.v1.ScrubRequest\x1a\x15.dfs.v1.ScrubResponse\x12=\n" +
+	"\bTestLock\x12\x17.dfs.v1.TestLockRequest\x1a\x18.dfs.v1.TestLockResponse\x12U\n" +
+	"\x10RenewLockSession\x12\x1f.dfs.v1.RenewLockSessionRequest\x1a .dfs.v1.RenewLockSessionResponseB'Z%github.com/dfsproject/dfs/proto/dfspbb\x06proto3"
 
 var (
 	file_dfs_proto_rawDescOnce sync.Once
@@ -4983,7 +5197,7 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
 var file_dfs_proto_goTypes = []any{
 	(VolumeState)(0),                   // 0: dfs.v1.VolumeState
 	(*Peer)(nil),                       // 1: dfs.v1.Peer
@@ -5062,13 +5276,18 @@ var file_dfs_proto_goTypes = []any{
 	(*ChangeMembersResponse)(nil),      // 74: dfs.v1.ChangeMembersResponse
 	(*ScrubRequest)(nil),               // 75: dfs.v1.ScrubRequest
 	(*ScrubResponse)(nil),              // 76: dfs.v1.ScrubResponse
-	nil,                                // 77: dfs.v1.Volume.OptionsEntry
-	nil,                                // 78: dfs.v1.VolumeLayout.OptionsEntry
-	(StoreErrorCode)(0),                // 79: dfs.v1.StoreErrorCode
-	(*Dirent)(nil),                     // 80: dfs.v1.Dirent
-	(*ChunkInfo)(nil),                  // 81: dfs.v1.ChunkInfo
-	(*StoreCommand)(nil),               // 82: dfs.v1.StoreCommand
-	(*StoreResult)(nil),                // 83: dfs.v1.StoreResult
+	(*TestLockRequest)(nil),            // 77: dfs.v1.TestLockRequest
+	(*TestLockResponse)(nil),           // 78: dfs.v1.TestLockResponse
+	(*RenewLockSessionRequest)(nil),    // 79: dfs.v1.RenewLockSessionRequest
+	(*RenewLockSessionResponse)(nil),   // 80: dfs.v1.RenewLockSessionResponse
+	nil,                                // 81: dfs.v1.Volume.OptionsEntry
+	nil,                                // 82: dfs.v1.VolumeLayout.OptionsEntry
+	(StoreErrorCode)(0),                // 83: dfs.v1.StoreErrorCode
+	(*Dirent)(nil),                     // 84: dfs.v1.Dirent
+	(*ChunkInfo)(nil),                  // 85: dfs.v1.ChunkInfo
+	(*FileLock)(nil),                   // 86: dfs.v1.FileLock
+	(*StoreCommand)(nil),               // 87: dfs.v1.StoreCommand
+	(*StoreResult)(nil),                // 88: dfs.v1.StoreResult
 }
 var file_dfs_proto_depIdxs = []int32{
 	1,  // 0: dfs.v1.PeerProbeResponse.peer:type_name -> dfs.v1.Peer
@@ -5077,7 +5296,7 @@ var file_dfs_proto_depIdxs = []int32{
 	18, // 3: dfs.v1.VolumeCreateResponse.volume:type_name -> dfs.v1.Volume
 	0,  // 4: dfs.v1.Volume.state:type_name -> dfs.v1.VolumeState
 	17, // 5: dfs.v1.Volume.bricks:type_name -> dfs.v1.Brick
-	77, // 6: dfs.v1.Volume.options:type_name -> dfs.v1.Volume.OptionsEntry
+	81, // 6: dfs.v1.Volume.options:type_name -> dfs.v1.Volume.OptionsEntry
 	18, // 7: dfs.v1.VolumeInfoResponse.volumes:type_name -> dfs.v1.Volume
 	0,  // 8: dfs.v1.VolumeStatusEntry.state:type_name -> dfs.v1.VolumeState
 	21, // 9: dfs.v1.VolumeStatusEntry.bricks:type_name -> dfs.v1.BrickStatus
@@ -5087,97 +5306,104 @@ var file_dfs_proto_depIdxs = []int32{
 	34, // 13: dfs.v1.Subvolume.bricks:type_name -> dfs.v1.BrickEndpoint
 	0,  // 14: dfs.v1.VolumeLayout.state:type_name -> dfs.v1.VolumeState
 	35, // 15: dfs.v1.VolumeLayout.subvolumes:type_name -> dfs.v1.Subvolume
-	78, // 16: dfs.v1.VolumeLayout.options:type_name -> dfs.v1.VolumeLayout.OptionsEntry
+	82, // 16: dfs.v1.VolumeLayout.options:type_name -> dfs.v1.VolumeLayout.OptionsEntry
 	38, // 17: dfs.v1.BrickState.scrub:type_name -> dfs.v1.ScrubStatus
 	37, // 18: dfs.v1.HeartbeatRequest.bricks:type_name -> dfs.v1.BrickState
-	79, // 19: dfs.v1.ReadDirResponse.code:type_name -> dfs.v1.StoreErrorCode
-	80, // 20: dfs.v1.ReadDirResponse.entries:type_name -> dfs.v1.Dirent
-	79, // 21: dfs.v1.ReadResponse.code:type_name -> dfs.v1.StoreErrorCode
-	79, // 22: dfs.v1.FetchChunkResponse.code:type_name -> dfs.v1.StoreErrorCode
-	81, // 23: dfs.v1.FetchChunkResponse.info:type_name -> dfs.v1.ChunkInfo
-	79, // 24: dfs.v1.XattrResponse.code:type_name -> dfs.v1.StoreErrorCode
+	83, // 19: dfs.v1.ReadDirResponse.code:type_name -> dfs.v1.StoreErrorCode
+	84, // 20: dfs.v1.ReadDirResponse.entries:type_name -> dfs.v1.Dirent
+	83, // 21: dfs.v1.ReadResponse.code:type_name -> dfs.v1.StoreErrorCode
+	83, // 22: dfs.v1.FetchChunkResponse.code:type_name -> dfs.v1.StoreErrorCode
+	85, // 23: dfs.v1.FetchChunkResponse.info:type_name -> dfs.v1.ChunkInfo
+	83, // 24: dfs.v1.XattrResponse.code:type_name -> dfs.v1.StoreErrorCode
 	38, // 25: dfs.v1.HealBrick.scrub:type_name -> dfs.v1.ScrubStatus
 	69, // 26: dfs.v1.VolumeHealResponse.bricks:type_name -> dfs.v1.HealBrick
 	8,  // 27: dfs.v1.VolumeReplaceBrickRequest.old:type_name -> dfs.v1.BrickSpec
 	8,  // 28: dfs.v1.VolumeReplaceBrickRequest.new:type_name -> dfs.v1.BrickSpec
 	38, // 29: dfs.v1.ScrubResponse.status:type_name -> dfs.v1.ScrubStatus
-	2,  // 30: dfs.v1.Manager.PeerProbe:input_type -> dfs.v1.PeerProbeRequest
-	4,  // 31: dfs.v1.Manager.PeerDetach:input_type -> dfs.v1.PeerDetachRequest
-	6,  // 32: dfs.v1.Manager.PeerList:input_type -> dfs.v1.PeerListRequest
-	9,  // 33: dfs.v1.Manager.VolumeCreate:input_type -> dfs.v1.VolumeCreateRequest
-	11, // 34: dfs.v1.Manager.VolumeStart:input_type -> dfs.v1.VolumeStartRequest
-	13, // 35: dfs.v1.Manager.VolumeStop:input_type -> dfs.v1.VolumeStopRequest
-	15, // 36: dfs.v1.Manager.VolumeDelete:input_type -> dfs.v1.VolumeDeleteRequest
-	19, // 37: dfs.v1.Manager.VolumeInfo:input_type -> dfs.v1.VolumeInfoRequest
-	23, // 38: dfs.v1.Manager.VolumeStatus:input_type -> dfs.v1.VolumeStatusRequest
-	26, // 39: dfs.v1.Manager.VolumeSet:input_type -> dfs.v1.VolumeSetRequest
-	29, // 40: dfs.v1.Manager.VolumeGet:input_type -> dfs.v1.VolumeGetRequest
-	31, // 41: dfs.v1.Manager.VolumeReset:input_type -> dfs.v1.VolumeResetRequest
-	68, // 42: dfs.v1.Manager.VolumeHeal:input_type -> dfs.v1.VolumeHealRequest
-	71, // 43: dfs.v1.Manager.VolumeReplaceBrick:input_type -> dfs.v1.VolumeReplaceBrickRequest
-	33, // 44: dfs.v1.Manager.GetLayout:input_type -> dfs.v1.GetLayoutRequest
-	33, // 45: dfs.v1.Manager.WatchLayout:input_type -> dfs.v1.GetLayoutRequest
-	39, // 46: dfs.v1.Manager.Heartbeat:input_type -> dfs.v1.HeartbeatRequest
-	41, // 47: dfs.v1.PeerService.Identity:input_type -> dfs.v1.IdentityRequest
-	43, // 48: dfs.v1.PeerService.Join:input_type -> dfs.v1.JoinRequest
-	45, // 49: dfs.v1.PeerService.Leave:input_type -> dfs.v1.LeaveRequest
-	47, // 50: dfs.v1.PeerService.PrepareBricks:input_type -> dfs.v1.PrepareBricksRequest
-	49, // 51: dfs.v1.PeerService.ReleaseBricks:input_type -> dfs.v1.ReleaseBricksRequest
-	51, // 52: dfs.v1.BrickService.Ping:input_type -> dfs.v1.BrickPingRequest
-	82, // 53: dfs.v1.BrickService.Mutate:input_type -> dfs.v1.StoreCommand
-	53, // 54: dfs.v1.BrickService.GetAttr:input_type -> dfs.v1.GetAttrRequest
-	54, // 55: dfs.v1.BrickService.Lookup:input_type -> dfs.v1.LookupRequest
-	55, // 56: dfs.v1.BrickService.ReadDir:input_type -> dfs.v1.ReadDirRequest
-	57, // 57: dfs.v1.BrickService.ReadInline:input_type -> dfs.v1.ReadInlineRequest
-	58, // 58: dfs.v1.BrickService.ReadChunk:input_type -> dfs.v1.ReadChunkRequest
-	62, // 59: dfs.v1.BrickService.GetXattr:input_type -> dfs.v1.GetXattrRequest
-	53, // 60: dfs.v1.BrickService.ListXattr:input_type -> dfs.v1.GetAttrRequest
-	64, // 61: dfs.v1.BrickService.Statfs:input_type -> dfs.v1.StatfsRequest
-	66, // 62: dfs.v1.BrickService.Status:input_type -> dfs.v1.BrickStatusRequest
-	60, // 63: dfs.v1.BrickService.FetchChunk:input_type -> dfs.v1.FetchChunkRequest
-	73, // 64: dfs.v1.BrickService.ChangeMembers:input_type -> dfs.v1.ChangeMembersRequest
-	75, // 65: dfs.v1.BrickService.Scrub:input_type -> dfs.v1.ScrubRequest
-	3,  // 66: dfs.v1.Manager.PeerProbe:output_type -> dfs.v1.PeerProbeResponse
-	5,  // 67: dfs.v1.Manager.PeerDetach:output_type -> dfs.v1.PeerDetachResponse
-	7,  // 68: dfs.v1.Manager.PeerList:output_type -> dfs.v1.PeerListResponse
-	10, // 69: dfs.v1.Manager.VolumeCreate:output_type -> dfs.v1.VolumeCreateResponse
-	12, // 70: dfs.v1.Manager.VolumeStart:output_type -> dfs.v1.VolumeStartResponse
-	14, // 71: dfs.v1.Manager.VolumeStop:output_type -> dfs.v1.VolumeStopResponse
-	16, // 72: dfs.v1.Manager.VolumeDelete:output_type -> dfs.v1.VolumeDeleteResponse
-	20, // 73: dfs.v1.Manager.VolumeInfo:output_type -> dfs.v1.VolumeInfoResponse
-	25, // 74: dfs.v1.Manager.VolumeStatus:output_type -> dfs.v1.VolumeStatusResponse
-	27, // 75: dfs.v1.Manager.VolumeSet:output_type -> dfs.v1.VolumeSetResponse
-	30, // 76: dfs.v1.Manager.VolumeGet:output_type -> dfs.v1.VolumeGetResponse
-	32, // 77: dfs.v1.Manager.VolumeReset:output_type -> dfs.v1.VolumeResetResponse
-	70, // 78: dfs.v1.Manager.VolumeHeal:output_type -> dfs.v1.VolumeHealResponse
-	72, // 79: dfs.v1.Manager.VolumeReplaceBrick:output_type -> dfs.v1.VolumeReplaceBrickResponse
-	36, // 80: dfs.v1.Manager.GetLayout:output_type -> dfs.v1.VolumeLayout
-	36, // 81: dfs.v1.Manager.WatchLayout:output_type -> dfs.v1.VolumeLayout
-	40, // 82: dfs.v1.Manager.Heartbeat:output_type -> dfs.v1.HeartbeatResponse
-	42, // 83: dfs.v1.PeerService.Identity:output_type -> dfs.v1.IdentityResponse
-	44, // 84: dfs.v1.PeerService.Join:output_type -> dfs.v1.JoinResponse
-	46, // 85: dfs.v1.PeerService.Leave:output_type -> dfs.v1.LeaveResponse
-	48, // 86: dfs.v1.PeerService.PrepareBricks:output_type -> dfs.v1.PrepareBricksResponse
-	50, // 87: dfs.v1.PeerService.ReleaseBricks:output_type -> dfs.v1.ReleaseBricksResponse
-	52, // 88: dfs.v1.BrickService.Ping:output_type -> dfs.v1.BrickPingResponse
-	83, // 89: dfs.v1.BrickService.Mutate:output_type -> dfs.v1.StoreResult
-	83, // 90: dfs.v1.BrickService.GetAttr:output_type -> dfs.v1.StoreResult
-	83, // 91: dfs.v1.BrickService.Lookup:output_type -> dfs.v1.StoreResult
-	56, // 92: dfs.v1.BrickService.ReadDir:output_type -> dfs.v1.ReadDirResponse
-	59, // 93: dfs.v1.BrickService.ReadInline:output_type -> dfs.v1.ReadResponse
-	59, // 94: dfs.v1.BrickService.ReadChunk:output_type -> dfs.v1.ReadResponse
-	63, // 95: dfs.v1.BrickService.GetXattr:output_type -> dfs.v1.XattrResponse
-	63, // 96: dfs.v1.BrickService.ListXattr:output_type -> dfs.v1.XattrResponse
-	65, // 97: dfs.v1.BrickService.Statfs:output_type -> dfs.v1.StatfsResponse
-	67, // 98: dfs.v1.BrickService.Status:output_type -> dfs.v1.BrickStatusResponse
-	61, // 99: dfs.v1.BrickService.FetchChunk:output_type -> dfs.v1.FetchChunkResponse
-	74, // 100: dfs.v1.BrickService.ChangeMembers:output_type -> dfs.v1.ChangeMembersResponse
-	76, // 101: dfs.v1.BrickService.Scrub:output_type -> dfs.v1.ScrubResponse
-	66, // [66:102] is the sub-list for method output_type
-	30, // [30:66] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	86, // 30: dfs.v1.TestLockRequest.lock:type_name -> dfs.v1.FileLock
+	83, // 31: dfs.v1.TestLockResponse.code:type_name -> dfs.v1.StoreErrorCode
+	86, // 32: dfs.v1.TestLockResponse.conflict:type_name -> dfs.v1.FileLock
+	2,  // 33: dfs.v1.Manager.PeerProbe:input_type -> dfs.v1.PeerProbeRequest
+	4,  // 34: dfs.v1.Manager.PeerDetach:input_type -> dfs.v1.PeerDetachRequest
+	6,  // 35: dfs.v1.Manager.PeerList:input_type -> dfs.v1.PeerListRequest
+	9,  // 36: dfs.v1.Manager.VolumeCreate:input_type -> dfs.v1.VolumeCreateRequest
+	11, // 37: dfs.v1.Manager.VolumeStart:input_type -> dfs.v1.VolumeStartRequest
+	13, // 38: dfs.v1.Manager.VolumeStop:input_type -> dfs.v1.VolumeStopRequest
+	15, // 39: dfs.v1.Manager.VolumeDelete:input_type -> dfs.v1.VolumeDeleteRequest
+	19, // 40: dfs.v1.Manager.VolumeInfo:input_type -> dfs.v1.VolumeInfoRequest
+	23, // 41: dfs.v1.Manager.VolumeStatus:input_type -> dfs.v1.VolumeStatusRequest
+	26, // 42: dfs.v1.Manager.VolumeSet:input_type -> dfs.v1.VolumeSetRequest
+	29, // 43: dfs.v1.Manager.VolumeGet:input_type -> dfs.v1.VolumeGetRequest
+	31, // 44: dfs.v1.Manager.VolumeReset:input_type -> dfs.v1.VolumeResetRequest
+	68, // 45: dfs.v1.Manager.VolumeHeal:input_type -> dfs.v1.VolumeHealRequest
+	71, // 46: dfs.v1.Manager.VolumeReplaceBrick:input_type -> dfs.v1.VolumeReplaceBrickRequest
+	33, // 47: dfs.v1.Manager.GetLayout:input_type -> dfs.v1.GetLayoutRequest
+	33, // 48: dfs.v1.Manager.WatchLayout:input_type -> dfs.v1.GetLayoutRequest
+	39, // 49: dfs.v1.Manager.Heartbeat:input_type -> dfs.v1.HeartbeatRequest
+	41, // 50: dfs.v1.PeerService.Identity:input_type -> dfs.v1.IdentityRequest
+	43, // 51: dfs.v1.PeerService.Join:input_type -> dfs.v1.JoinRequest
+	45, // 52: dfs.v1.PeerService.Leave:input_type -> dfs.v1.LeaveRequest
+	47, // 53: dfs.v1.PeerService.PrepareBricks:input_type -> dfs.v1.PrepareBricksRequest
+	49, // 54: dfs.v1.PeerService.ReleaseBricks:input_type -> dfs.v1.ReleaseBricksRequest
+	51, // 55: dfs.v1.BrickService.Ping:input_type -> dfs.v1.BrickPingRequest
+	87, // 56: dfs.v1.BrickService.Mutate:input_type -> dfs.v1.StoreCommand
+	53, // 57: dfs.v1.BrickService.GetAttr:input_type -> dfs.v1.GetAttrRequest
+	54, // 58: dfs.v1.BrickService.Lookup:input_type -> dfs.v1.LookupRequest
+	55, // 59: dfs.v1.BrickService.ReadDir:input_type -> dfs.v1.ReadDirRequest
+	57, // 60: dfs.v1.BrickService.ReadInline:input_type -> dfs.v1.ReadInlineRequest
+	58, // 61: dfs.v1.BrickService.ReadChunk:input_type -> dfs.v1.ReadChunkRequest
+	62, // 62: dfs.v1.BrickService.GetXattr:input_type -> dfs.v1.GetXattrRequest
+	53, // 63: dfs.v1.BrickService.ListXattr:input_type -> dfs.v1.GetAttrRequest
+	64, // 64: dfs.v1.BrickService.Statfs:input_type -> dfs.v1.StatfsRequest
+	66, // 65: dfs.v1.BrickService.Status:input_type -> dfs.v1.BrickStatusRequest
+	60, // 66: dfs.v1.BrickService.FetchChunk:input_type -> dfs.v1.FetchChunkRequest
+	73, // 67: dfs.v1.BrickService.ChangeMembers:input_type -> dfs.v1.ChangeMembersRequest
+	75, // 68: dfs.v1.BrickService.Scrub:input_type -> dfs.v1.ScrubRequest
+	77, // 69: dfs.v1.BrickService.TestLock:input_type -> dfs.v1.TestLockRequest
+	79, // 70: dfs.v1.BrickService.RenewLockSession:input_type -> dfs.v1.RenewLockSessionRequest
+	3,  // 71: dfs.v1.Manager.PeerProbe:output_type -> dfs.v1.PeerProbeResponse
+	5,  // 72: dfs.v1.Manager.PeerDetach:output_type -> dfs.v1.PeerDetachResponse
+	7,  // 73: dfs.v1.Manager.PeerList:output_type -> dfs.v1.PeerListResponse
+	10, // 74: dfs.v1.Manager.VolumeCreate:output_type -> dfs.v1.VolumeCreateResponse
+	12, // 75: dfs.v1.Manager.VolumeStart:output_type -> dfs.v1.VolumeStartResponse
+	14, // 76: dfs.v1.Manager.VolumeStop:output_type -> dfs.v1.VolumeStopResponse
+	16, // 77: dfs.v1.Manager.VolumeDelete:output_type -> dfs.v1.VolumeDeleteResponse
+	20, // 78: dfs.v1.Manager.VolumeInfo:output_type -> dfs.v1.VolumeInfoResponse
+	25, // 79: dfs.v1.Manager.VolumeStatus:output_type -> dfs.v1.VolumeStatusResponse
+	27, // 80: dfs.v1.Manager.VolumeSet:output_type -> dfs.v1.VolumeSetResponse
+	30, // 81: dfs.v1.Manager.VolumeGet:output_type -> dfs.v1.VolumeGetResponse
+	32, // 82: dfs.v1.Manager.VolumeReset:output_type -> dfs.v1.VolumeResetResponse
+	70, // 83: dfs.v1.Manager.VolumeHeal:output_type -> dfs.v1.VolumeHealResponse
+	72, // 84: dfs.v1.Manager.VolumeReplaceBrick:output_type -> dfs.v1.VolumeReplaceBrickResponse
+	36, // 85: dfs.v1.Manager.GetLayout:output_type -> dfs.v1.VolumeLayout
+	36, // 86: dfs.v1.Manager.WatchLayout:output_type -> dfs.v1.VolumeLayout
+	40, // 87: dfs.v1.Manager.Heartbeat:output_type -> dfs.v1.HeartbeatResponse
+	42, // 88: dfs.v1.PeerService.Identity:output_type -> dfs.v1.IdentityResponse
+	44, // 89: dfs.v1.PeerService.Join:output_type -> dfs.v1.JoinResponse
+	46, // 90: dfs.v1.PeerService.Leave:output_type -> dfs.v1.LeaveResponse
+	48, // 91: dfs.v1.PeerService.PrepareBricks:output_type -> dfs.v1.PrepareBricksResponse
+	50, // 92: dfs.v1.PeerService.ReleaseBricks:output_type -> dfs.v1.ReleaseBricksResponse
+	52, // 93: dfs.v1.BrickService.Ping:output_type -> dfs.v1.BrickPingResponse
+	88, // 94: dfs.v1.BrickService.Mutate:output_type -> dfs.v1.StoreResult
+	88, // 95: dfs.v1.BrickService.GetAttr:output_type -> dfs.v1.StoreResult
+	88, // 96: dfs.v1.BrickService.Lookup:output_type -> dfs.v1.StoreResult
+	56, // 97: dfs.v1.BrickService.ReadDir:output_type -> dfs.v1.ReadDirResponse
+	59, // 98: dfs.v1.BrickService.ReadInline:output_type -> dfs.v1.ReadResponse
+	59, // 99: dfs.v1.BrickService.ReadChunk:output_type -> dfs.v1.ReadResponse
+	63, // 100: dfs.v1.BrickService.GetXattr:output_type -> dfs.v1.XattrResponse
+	63, // 101: dfs.v1.BrickService.ListXattr:output_type -> dfs.v1.XattrResponse
+	65, // 102: dfs.v1.BrickService.Statfs:output_type -> dfs.v1.StatfsResponse
+	67, // 103: dfs.v1.BrickService.Status:output_type -> dfs.v1.BrickStatusResponse
+	61, // 104: dfs.v1.BrickService.FetchChunk:output_type -> dfs.v1.FetchChunkResponse
+	74, // 105: dfs.v1.BrickService.ChangeMembers:output_type -> dfs.v1.ChangeMembersResponse
+	76, // 106: dfs.v1.BrickService.Scrub:output_type -> dfs.v1.ScrubResponse
+	78, // 107: dfs.v1.BrickService.TestLock:output_type -> dfs.v1.TestLockResponse
+	80, // 108: dfs.v1.BrickService.RenewLockSession:output_type -> dfs.v1.RenewLockSessionResponse
+	71, // [71:109] is the sub-list for method output_type
+	33, // [33:71] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -5192,7 +5418,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   78,
+			NumMessages:   82,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

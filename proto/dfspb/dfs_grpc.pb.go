@@ -1022,20 +1022,22 @@ var PeerService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	BrickService_Ping_FullMethodName          = "/dfs.v1.BrickService/Ping"
-	BrickService_Mutate_FullMethodName        = "/dfs.v1.BrickService/Mutate"
-	BrickService_GetAttr_FullMethodName       = "/dfs.v1.BrickService/GetAttr"
-	BrickService_Lookup_FullMethodName        = "/dfs.v1.BrickService/Lookup"
-	BrickService_ReadDir_FullMethodName       = "/dfs.v1.BrickService/ReadDir"
-	BrickService_ReadInline_FullMethodName    = "/dfs.v1.BrickService/ReadInline"
-	BrickService_ReadChunk_FullMethodName     = "/dfs.v1.BrickService/ReadChunk"
-	BrickService_GetXattr_FullMethodName      = "/dfs.v1.BrickService/GetXattr"
-	BrickService_ListXattr_FullMethodName     = "/dfs.v1.BrickService/ListXattr"
-	BrickService_Statfs_FullMethodName        = "/dfs.v1.BrickService/Statfs"
-	BrickService_Status_FullMethodName        = "/dfs.v1.BrickService/Status"
-	BrickService_FetchChunk_FullMethodName    = "/dfs.v1.BrickService/FetchChunk"
-	BrickService_ChangeMembers_FullMethodName = "/dfs.v1.BrickService/ChangeMembers"
-	BrickService_Scrub_FullMethodName         = "/dfs.v1.BrickService/Scrub"
+	BrickService_Ping_FullMethodName             = "/dfs.v1.BrickService/Ping"
+	BrickService_Mutate_FullMethodName           = "/dfs.v1.BrickService/Mutate"
+	BrickService_GetAttr_FullMethodName          = "/dfs.v1.BrickService/GetAttr"
+	BrickService_Lookup_FullMethodName           = "/dfs.v1.BrickService/Lookup"
+	BrickService_ReadDir_FullMethodName          = "/dfs.v1.BrickService/ReadDir"
+	BrickService_ReadInline_FullMethodName       = "/dfs.v1.BrickService/ReadInline"
+	BrickService_ReadChunk_FullMethodName        = "/dfs.v1.BrickService/ReadChunk"
+	BrickService_GetXattr_FullMethodName         = "/dfs.v1.BrickService/GetXattr"
+	BrickService_ListXattr_FullMethodName        = "/dfs.v1.BrickService/ListXattr"
+	BrickService_Statfs_FullMethodName           = "/dfs.v1.BrickService/Statfs"
+	BrickService_Status_FullMethodName           = "/dfs.v1.BrickService/Status"
+	BrickService_FetchChunk_FullMethodName       = "/dfs.v1.BrickService/FetchChunk"
+	BrickService_ChangeMembers_FullMethodName    = "/dfs.v1.BrickService/ChangeMembers"
+	BrickService_Scrub_FullMethodName            = "/dfs.v1.BrickService/Scrub"
+	BrickService_TestLock_FullMethodName         = "/dfs.v1.BrickService/TestLock"
+	BrickService_RenewLockSession_FullMethodName = "/dfs.v1.BrickService/RenewLockSession"
 )
 
 // BrickServiceClient is the client API for BrickService service.
@@ -1077,6 +1079,14 @@ type BrickServiceClient interface {
 	// Scrub verifies every chunk of this brick's copy against its checksums
 	// and repairs bad ones from the other members; any brick answers.
 	Scrub(ctx context.Context, in *ScrubRequest, opts ...grpc.CallOption) (*ScrubResponse, error)
+	// TestLock answers F_GETLK: the first lock on the inode that conflicts
+	// with the one described. Leader only.
+	TestLock(ctx context.Context, in *TestLockRequest, opts ...grpc.CallOption) (*TestLockResponse, error)
+	// RenewLockSession renews the lease of a client's lock session on this
+	// subvolume: a session not renewed within the lease loses its locks.
+	// Leader only (the lease clock is the leader's, and restarts in full on
+	// a new leader).
+	RenewLockSession(ctx context.Context, in *RenewLockSessionRequest, opts ...grpc.CallOption) (*RenewLockSessionResponse, error)
 }
 
 type brickServiceClient struct {
@@ -1227,6 +1237,26 @@ func (c *brickServiceClient) Scrub(ctx context.Context, in *ScrubRequest, opts .
 	return out, nil
 }
 
+func (c *brickServiceClient) TestLock(ctx context.Context, in *TestLockRequest, opts ...grpc.CallOption) (*TestLockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TestLockResponse)
+	err := c.cc.Invoke(ctx, BrickService_TestLock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brickServiceClient) RenewLockSession(ctx context.Context, in *RenewLockSessionRequest, opts ...grpc.CallOption) (*RenewLockSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewLockSessionResponse)
+	err := c.cc.Invoke(ctx, BrickService_RenewLockSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BrickServiceServer is the server API for BrickService service.
 // All implementations must embed UnimplementedBrickServiceServer
 // for forward compatibility.
@@ -1266,6 +1296,14 @@ type BrickServiceServer interface {
 	// Scrub verifies every chunk of this brick's copy against its checksums
 	// and repairs bad ones from the other members; any brick answers.
 	Scrub(context.Context, *ScrubRequest) (*ScrubResponse, error)
+	// TestLock answers F_GETLK: the first lock on the inode that conflicts
+	// with the one described. Leader only.
+	TestLock(context.Context, *TestLockRequest) (*TestLockResponse, error)
+	// RenewLockSession renews the lease of a client's lock session on this
+	// subvolume: a session not renewed within the lease loses its locks.
+	// Leader only (the lease clock is the leader's, and restarts in full on
+	// a new leader).
+	RenewLockSession(context.Context, *RenewLockSessionRequest) (*RenewLockSessionResponse, error)
 	mustEmbedUnimplementedBrickServiceServer()
 }
 
@@ -1317,6 +1355,12 @@ func (UnimplementedBrickServiceServer) ChangeMembers(context.Context, *ChangeMem
 }
 func (UnimplementedBrickServiceServer) Scrub(context.Context, *ScrubRequest) (*ScrubResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Scrub not implemented")
+}
+func (UnimplementedBrickServiceServer) TestLock(context.Context, *TestLockRequest) (*TestLockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TestLock not implemented")
+}
+func (UnimplementedBrickServiceServer) RenewLockSession(context.Context, *RenewLockSessionRequest) (*RenewLockSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RenewLockSession not implemented")
 }
 func (UnimplementedBrickServiceServer) mustEmbedUnimplementedBrickServiceServer() {}
 func (UnimplementedBrickServiceServer) testEmbeddedByValue()                      {}
@@ -1591,6 +1635,42 @@ func _BrickService_Scrub_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BrickService_TestLock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TestLockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).TestLock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_TestLock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).TestLock(ctx, req.(*TestLockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BrickService_RenewLockSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewLockSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).RenewLockSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_RenewLockSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).RenewLockSession(ctx, req.(*RenewLockSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BrickService_ServiceDesc is the grpc.ServiceDesc for BrickService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1653,6 +1733,14 @@ var BrickService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Scrub",
 			Handler:    _BrickService_Scrub_Handler,
+		},
+		{
+			MethodName: "TestLock",
+			Handler:    _BrickService_TestLock_Handler,
+		},
+		{
+			MethodName: "RenewLockSession",
+			Handler:    _BrickService_RenewLockSession_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

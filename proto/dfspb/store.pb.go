@@ -352,6 +352,59 @@ func (XattrFlag) EnumDescriptor() ([]byte, []int) {
 	return file_store_proto_rawDescGZIP(), []int{4}
 }
 
+// LockType is the type of a file lock, or UNLOCK to remove one.
+type LockType int32
+
+const (
+	LockType_LOCK_TYPE_UNSPECIFIED LockType = 0
+	LockType_LOCK_TYPE_READ        LockType = 1 // F_RDLCK, LOCK_SH
+	LockType_LOCK_TYPE_WRITE       LockType = 2 // F_WRLCK, LOCK_EX
+	LockType_LOCK_TYPE_UNLOCK      LockType = 3 // F_UNLCK, LOCK_UN
+)
+
+// Enum value maps for LockType.
+var (
+	LockType_name = map[int32]string{
+		0: "LOCK_TYPE_UNSPECIFIED",
+		1: "LOCK_TYPE_READ",
+		2: "LOCK_TYPE_WRITE",
+		3: "LOCK_TYPE_UNLOCK",
+	}
+	LockType_value = map[string]int32{
+		"LOCK_TYPE_UNSPECIFIED": 0,
+		"LOCK_TYPE_READ":        1,
+		"LOCK_TYPE_WRITE":       2,
+		"LOCK_TYPE_UNLOCK":      3,
+	}
+)
+
+func (x LockType) Enum() *LockType {
+	p := new(LockType)
+	*p = x
+	return p
+}
+
+func (x LockType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LockType) Descriptor() protoreflect.EnumDescriptor {
+	return file_store_proto_enumTypes[5].Descriptor()
+}
+
+func (LockType) Type() protoreflect.EnumType {
+	return &file_store_proto_enumTypes[5]
+}
+
+func (x LockType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LockType.Descriptor instead.
+func (LockType) EnumDescriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{5}
+}
+
 // Attr is the attribute record of an inode.
 type Attr struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -776,6 +829,8 @@ type StoreCommand struct {
 	//	*StoreCommand_RemoveXattr
 	//	*StoreCommand_AdjustLink
 	//	*StoreCommand_AppendReserve
+	//	*StoreCommand_SetLock
+	//	*StoreCommand_ExpireLockSession
 	Op            isStoreCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -987,6 +1042,24 @@ func (x *StoreCommand) GetAppendReserve() *AppendReserveCmd {
 	return nil
 }
 
+func (x *StoreCommand) GetSetLock() *SetLockCmd {
+	if x != nil {
+		if x, ok := x.Op.(*StoreCommand_SetLock); ok {
+			return x.SetLock
+		}
+	}
+	return nil
+}
+
+func (x *StoreCommand) GetExpireLockSession() *ExpireLockSessionCmd {
+	if x != nil {
+		if x, ok := x.Op.(*StoreCommand_ExpireLockSession); ok {
+			return x.ExpireLockSession
+		}
+	}
+	return nil
+}
+
 type isStoreCommand_Op interface {
 	isStoreCommand_Op()
 }
@@ -1063,6 +1136,14 @@ type StoreCommand_AppendReserve struct {
 	AppendReserve *AppendReserveCmd `protobuf:"bytes,27,opt,name=append_reserve,json=appendReserve,proto3,oneof"`
 }
 
+type StoreCommand_SetLock struct {
+	SetLock *SetLockCmd `protobuf:"bytes,28,opt,name=set_lock,json=setLock,proto3,oneof"`
+}
+
+type StoreCommand_ExpireLockSession struct {
+	ExpireLockSession *ExpireLockSessionCmd `protobuf:"bytes,29,opt,name=expire_lock_session,json=expireLockSession,proto3,oneof"`
+}
+
 func (*StoreCommand_CreateEntry) isStoreCommand_Op() {}
 
 func (*StoreCommand_CreateInode) isStoreCommand_Op() {}
@@ -1098,6 +1179,10 @@ func (*StoreCommand_RemoveXattr) isStoreCommand_Op() {}
 func (*StoreCommand_AdjustLink) isStoreCommand_Op() {}
 
 func (*StoreCommand_AppendReserve) isStoreCommand_Op() {}
+
+func (*StoreCommand_SetLock) isStoreCommand_Op() {}
+
+func (*StoreCommand_ExpireLockSession) isStoreCommand_Op() {}
 
 // CreateEntryCmd creates a non-directory inode and its entry in parent in
 // one step (the dirent's locator is parent). attr carries the client's id,
@@ -2475,6 +2560,261 @@ func (x *RemoveXattrCmd) GetName() string {
 	return ""
 }
 
+// FileLock is one lock held on an inode (key 'k' + inode id, LockTable), or
+// the range a SetLockCmd sets or tests. The holder is (session, owner):
+// session is a client's random 16-byte id (one per open Volume), owner the
+// kernel's lock owner (a process for POSIX locks, an open file description
+// for flock). flock locks and POSIX (fcntl) locks are separate kinds that
+// never conflict with each other, as on a local Linux file system.
+type FileLock struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Session []byte                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Owner   uint64                 `protobuf:"varint,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	Flock   bool                   `protobuf:"varint,3,opt,name=flock,proto3" json:"flock,omitempty"`
+	Type    LockType               `protobuf:"varint,4,opt,name=type,proto3,enum=dfs.v1.LockType" json:"type,omitempty"`
+	// start and end are the first and last byte of the range (end
+	// inclusive; 0x7fffffffffffffff, the kernel's OFFSET_MAX, is "to the
+	// end of the file"). A flock covers the whole file.
+	Start uint64 `protobuf:"varint,5,opt,name=start,proto3" json:"start,omitempty"`
+	End   uint64 `protobuf:"varint,6,opt,name=end,proto3" json:"end,omitempty"`
+	// pid is the locking process as its client sees it, for F_GETLK.
+	Pid           uint32 `protobuf:"varint,7,opt,name=pid,proto3" json:"pid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileLock) Reset() {
+	*x = FileLock{}
+	mi := &file_store_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileLock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileLock) ProtoMessage() {}
+
+func (x *FileLock) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileLock.ProtoReflect.Descriptor instead.
+func (*FileLock) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *FileLock) GetSession() []byte {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *FileLock) GetOwner() uint64 {
+	if x != nil {
+		return x.Owner
+	}
+	return 0
+}
+
+func (x *FileLock) GetFlock() bool {
+	if x != nil {
+		return x.Flock
+	}
+	return false
+}
+
+func (x *FileLock) GetType() LockType {
+	if x != nil {
+		return x.Type
+	}
+	return LockType_LOCK_TYPE_UNSPECIFIED
+}
+
+func (x *FileLock) GetStart() uint64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *FileLock) GetEnd() uint64 {
+	if x != nil {
+		return x.End
+	}
+	return 0
+}
+
+func (x *FileLock) GetPid() uint32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+// LockTable is the stored form of the locks on one inode, sorted by
+// session, owner, kind and start.
+type LockTable struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Locks         []*FileLock            `protobuf:"bytes,1,rep,name=locks,proto3" json:"locks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockTable) Reset() {
+	*x = LockTable{}
+	mi := &file_store_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockTable) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockTable) ProtoMessage() {}
+
+func (x *LockTable) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockTable.ProtoReflect.Descriptor instead.
+func (*LockTable) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *LockTable) GetLocks() []*FileLock {
+	if x != nil {
+		return x.Locks
+	}
+	return nil
+}
+
+// SetLockCmd sets, converts or removes (type UNLOCK) the lock of
+// (lock.session, lock.owner) of lock's kind over [start, end] on inode id,
+// with POSIX semantics: the owner's own locks in the range are replaced
+// (split, upgraded, downgraded), adjacent or overlapping ranges of one type
+// merge. A lock that conflicts with another holder's is not taken:
+// StoreResult.conflict names that lock (code OK; the client decides
+// whether to wait). The inode must be in this store. StoreResult.attr is
+// the inode's attributes, so the new holder can drop stale caches.
+type SetLockCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Lock          *FileLock              `protobuf:"bytes,2,opt,name=lock,proto3" json:"lock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLockCmd) Reset() {
+	*x = SetLockCmd{}
+	mi := &file_store_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLockCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLockCmd) ProtoMessage() {}
+
+func (x *SetLockCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLockCmd.ProtoReflect.Descriptor instead.
+func (*SetLockCmd) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SetLockCmd) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *SetLockCmd) GetLock() *FileLock {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+// ExpireLockSessionCmd removes every lock of a session in this store: its
+// client closed its volume, or stopped renewing its lease (the leader
+// decides, and proposes this command; replicas never look at clocks).
+type ExpireLockSessionCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       []byte                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireLockSessionCmd) Reset() {
+	*x = ExpireLockSessionCmd{}
+	mi := &file_store_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireLockSessionCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireLockSessionCmd) ProtoMessage() {}
+
+func (x *ExpireLockSessionCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireLockSessionCmd.ProtoReflect.Descriptor instead.
+func (*ExpireLockSessionCmd) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ExpireLockSessionCmd) GetSession() []byte {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
 // RemovedInode tells the client what a command unlinked, so it can finish
 // the job elsewhere: decrement nlink in the inode's own store (local
 // false), delete the file's chunks on every store (local and nlink 0).
@@ -2497,7 +2837,7 @@ type RemovedInode struct {
 
 func (x *RemovedInode) Reset() {
 	*x = RemovedInode{}
-	mi := &file_store_proto_msgTypes[23]
+	mi := &file_store_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2509,7 +2849,7 @@ func (x *RemovedInode) String() string {
 func (*RemovedInode) ProtoMessage() {}
 
 func (x *RemovedInode) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[23]
+	mi := &file_store_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2522,7 +2862,7 @@ func (x *RemovedInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovedInode.ProtoReflect.Descriptor instead.
 func (*RemovedInode) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{23}
+	return file_store_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RemovedInode) GetId() []byte {
@@ -2600,14 +2940,16 @@ type StoreResult struct {
 	Repeated bool `protobuf:"varint,11,opt,name=repeated,proto3" json:"repeated,omitempty"`
 	// offset: where an appending WriteInline or an AppendReserve put the
 	// data.
-	Offset        uint64 `protobuf:"varint,12,opt,name=offset,proto3" json:"offset,omitempty"`
+	Offset uint64 `protobuf:"varint,12,opt,name=offset,proto3" json:"offset,omitempty"`
+	// conflict: the lock that kept a SetLockCmd from being granted.
+	Conflict      *FileLock `protobuf:"bytes,13,opt,name=conflict,proto3" json:"conflict,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreResult) Reset() {
 	*x = StoreResult{}
-	mi := &file_store_proto_msgTypes[24]
+	mi := &file_store_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2619,7 +2961,7 @@ func (x *StoreResult) String() string {
 func (*StoreResult) ProtoMessage() {}
 
 func (x *StoreResult) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[24]
+	mi := &file_store_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2632,7 +2974,7 @@ func (x *StoreResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreResult.ProtoReflect.Descriptor instead.
 func (*StoreResult) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{24}
+	return file_store_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StoreResult) GetCode() StoreErrorCode {
@@ -2719,6 +3061,13 @@ func (x *StoreResult) GetOffset() uint64 {
 	return 0
 }
 
+func (x *StoreResult) GetConflict() *FileLock {
+	if x != nil {
+		return x.Conflict
+	}
+	return nil
+}
+
 var File_store_proto protoreflect.FileDescriptor
 
 const file_store_proto_rawDesc = "" +
@@ -2759,7 +3108,7 @@ const file_store_proto_rawDesc = "" +
 	"\vInodeRecord\x12 \n" +
 	"\x04attr\x18\x01 \x01(\v2\f.dfs.v1.AttrR\x04attr\x12\x16\n" +
 	"\x06sealed\x18\x02 \x01(\bR\x06sealed\x12\x16\n" +
-	"\x06orphan\x18\x03 \x01(\bR\x06orphan\"\x98\b\n" +
+	"\x06orphan\x18\x03 \x01(\bR\x06orphan\"\x99\t\n" +
 	"\fStoreCommand\x12\x15\n" +
 	"\x06now_ns\x18\x01 \x01(\x03R\x05nowNs\x12;\n" +
 	"\fcreate_entry\x18\n" +
@@ -2785,7 +3134,9 @@ const file_store_proto_rawDesc = "" +
 	"\fremove_xattr\x18\x19 \x01(\v2\x16.dfs.v1.RemoveXattrCmdH\x00R\vremoveXattr\x128\n" +
 	"\vadjust_link\x18\x1a \x01(\v2\x15.dfs.v1.AdjustLinkCmdH\x00R\n" +
 	"adjustLink\x12A\n" +
-	"\x0eappend_reserve\x18\x1b \x01(\v2\x18.dfs.v1.AppendReserveCmdH\x00R\rappendReserveB\x04\n" +
+	"\x0eappend_reserve\x18\x1b \x01(\v2\x18.dfs.v1.AppendReserveCmdH\x00R\rappendReserve\x12/\n" +
+	"\bset_lock\x18\x1c \x01(\v2\x12.dfs.v1.SetLockCmdH\x00R\asetLock\x12N\n" +
+	"\x13expire_lock_session\x18\x1d \x01(\v2\x1c.dfs.v1.ExpireLockSessionCmdH\x00R\x11expireLockSessionB\x04\n" +
 	"\x02op\"|\n" +
 	"\x0eCreateEntryCmd\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
@@ -2892,7 +3243,23 @@ const file_store_proto_rawDesc = "" +
 	"\x05flags\x18\x04 \x01(\rR\x05flags\"4\n" +
 	"\x0eRemoveXattrCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\xd0\x01\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\xb0\x01\n" +
+	"\bFileLock\x12\x18\n" +
+	"\asession\x18\x01 \x01(\fR\asession\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\x04R\x05owner\x12\x14\n" +
+	"\x05flock\x18\x03 \x01(\bR\x05flock\x12$\n" +
+	"\x04type\x18\x04 \x01(\x0e2\x10.dfs.v1.LockTypeR\x04type\x12\x14\n" +
+	"\x05start\x18\x05 \x01(\x04R\x05start\x12\x10\n" +
+	"\x03end\x18\x06 \x01(\x04R\x03end\x12\x10\n" +
+	"\x03pid\x18\a \x01(\rR\x03pid\"3\n" +
+	"\tLockTable\x12&\n" +
+	"\x05locks\x18\x01 \x03(\v2\x10.dfs.v1.FileLockR\x05locks\"B\n" +
+	"\n" +
+	"SetLockCmd\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12$\n" +
+	"\x04lock\x18\x02 \x01(\v2\x10.dfs.v1.FileLockR\x04lock\"0\n" +
+	"\x14ExpireLockSessionCmd\x12\x18\n" +
+	"\asession\x18\x01 \x01(\fR\asession\"\xd0\x01\n" +
 	"\fRemovedInode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12$\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x10.dfs.v1.FileTypeR\x04type\x12\x18\n" +
@@ -2901,7 +3268,7 @@ const file_store_proto_rawDesc = "" +
 	"\x05nlink\x18\x05 \x01(\rR\x05nlink\x12\x12\n" +
 	"\x04size\x18\x06 \x01(\x04R\x04size\x12\x18\n" +
 	"\achunked\x18\a \x01(\bR\achunked\x12\x16\n" +
-	"\x06orphan\x18\b \x01(\bR\x06orphan\"\xa0\x03\n" +
+	"\x06orphan\x18\b \x01(\bR\x06orphan\"\xce\x03\n" +
 	"\vStoreResult\x12*\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1a\n" +
@@ -2915,7 +3282,8 @@ const file_store_proto_rawDesc = "" +
 	"\adeleted\x18\n" +
 	" \x01(\rR\adeleted\x12\x1a\n" +
 	"\brepeated\x18\v \x01(\bR\brepeated\x12\x16\n" +
-	"\x06offset\x18\f \x01(\x04R\x06offset*\xb6\x01\n" +
+	"\x06offset\x18\f \x01(\x04R\x06offset\x12,\n" +
+	"\bconflict\x18\r \x01(\v2\x10.dfs.v1.FileLockR\bconflict*\xb6\x01\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eFILE_TYPE_FILE\x10\x01\x12\x11\n" +
@@ -2960,7 +3328,12 @@ const file_store_proto_rawDesc = "" +
 	"\tXattrFlag\x12\x13\n" +
 	"\x0fXATTR_FLAG_NONE\x10\x00\x12\x15\n" +
 	"\x11XATTR_FLAG_CREATE\x10\x01\x12\x16\n" +
-	"\x12XATTR_FLAG_REPLACE\x10\x02B'Z%github.com/dfsproject/dfs/proto/dfspbb\x06proto3"
+	"\x12XATTR_FLAG_REPLACE\x10\x02*d\n" +
+	"\bLockType\x12\x19\n" +
+	"\x15LOCK_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eLOCK_TYPE_READ\x10\x01\x12\x13\n" +
+	"\x0fLOCK_TYPE_WRITE\x10\x02\x12\x14\n" +
+	"\x10LOCK_TYPE_UNLOCK\x10\x03B'Z%github.com/dfsproject/dfs/proto/dfspbb\x06proto3"
 
 var (
 	file_store_proto_rawDescOnce sync.Once
@@ -2974,80 +3347,91 @@ func file_store_proto_rawDescGZIP() []byte {
 	return file_store_proto_rawDescData
 }
 
-var file_store_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_store_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_store_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_store_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_store_proto_goTypes = []any{
-	(FileType)(0),            // 0: dfs.v1.FileType
-	(StoreErrorCode)(0),      // 1: dfs.v1.StoreErrorCode
-	(RenameFlag)(0),          // 2: dfs.v1.RenameFlag
-	(SetAttrMask)(0),         // 3: dfs.v1.SetAttrMask
-	(XattrFlag)(0),           // 4: dfs.v1.XattrFlag
-	(*Attr)(nil),             // 5: dfs.v1.Attr
-	(*Dirent)(nil),           // 6: dfs.v1.Dirent
-	(*ChunkInfo)(nil),        // 7: dfs.v1.ChunkInfo
-	(*InodeRecord)(nil),      // 8: dfs.v1.InodeRecord
-	(*StoreCommand)(nil),     // 9: dfs.v1.StoreCommand
-	(*CreateEntryCmd)(nil),   // 10: dfs.v1.CreateEntryCmd
-	(*CreateInodeCmd)(nil),   // 11: dfs.v1.CreateInodeCmd
-	(*LinkCmd)(nil),          // 12: dfs.v1.LinkCmd
-	(*UnlinkCmd)(nil),        // 13: dfs.v1.UnlinkCmd
-	(*SealDirCmd)(nil),       // 14: dfs.v1.SealDirCmd
-	(*UnsealDirCmd)(nil),     // 15: dfs.v1.UnsealDirCmd
-	(*DropInodeCmd)(nil),     // 16: dfs.v1.DropInodeCmd
-	(*AdjustLinkCmd)(nil),    // 17: dfs.v1.AdjustLinkCmd
-	(*RenameCmd)(nil),        // 18: dfs.v1.RenameCmd
-	(*SetAttrCmd)(nil),       // 19: dfs.v1.SetAttrCmd
-	(*WriteInlineCmd)(nil),   // 20: dfs.v1.WriteInlineCmd
-	(*AppendReserveCmd)(nil), // 21: dfs.v1.AppendReserveCmd
-	(*CommitSizeCmd)(nil),    // 22: dfs.v1.CommitSizeCmd
-	(*WriteChunkCmd)(nil),    // 23: dfs.v1.WriteChunkCmd
-	(*TruncateChunkCmd)(nil), // 24: dfs.v1.TruncateChunkCmd
-	(*DeleteChunksCmd)(nil),  // 25: dfs.v1.DeleteChunksCmd
-	(*SetXattrCmd)(nil),      // 26: dfs.v1.SetXattrCmd
-	(*RemoveXattrCmd)(nil),   // 27: dfs.v1.RemoveXattrCmd
-	(*RemovedInode)(nil),     // 28: dfs.v1.RemovedInode
-	(*StoreResult)(nil),      // 29: dfs.v1.StoreResult
+	(FileType)(0),                // 0: dfs.v1.FileType
+	(StoreErrorCode)(0),          // 1: dfs.v1.StoreErrorCode
+	(RenameFlag)(0),              // 2: dfs.v1.RenameFlag
+	(SetAttrMask)(0),             // 3: dfs.v1.SetAttrMask
+	(XattrFlag)(0),               // 4: dfs.v1.XattrFlag
+	(LockType)(0),                // 5: dfs.v1.LockType
+	(*Attr)(nil),                 // 6: dfs.v1.Attr
+	(*Dirent)(nil),               // 7: dfs.v1.Dirent
+	(*ChunkInfo)(nil),            // 8: dfs.v1.ChunkInfo
+	(*InodeRecord)(nil),          // 9: dfs.v1.InodeRecord
+	(*StoreCommand)(nil),         // 10: dfs.v1.StoreCommand
+	(*CreateEntryCmd)(nil),       // 11: dfs.v1.CreateEntryCmd
+	(*CreateInodeCmd)(nil),       // 12: dfs.v1.CreateInodeCmd
+	(*LinkCmd)(nil),              // 13: dfs.v1.LinkCmd
+	(*UnlinkCmd)(nil),            // 14: dfs.v1.UnlinkCmd
+	(*SealDirCmd)(nil),           // 15: dfs.v1.SealDirCmd
+	(*UnsealDirCmd)(nil),         // 16: dfs.v1.UnsealDirCmd
+	(*DropInodeCmd)(nil),         // 17: dfs.v1.DropInodeCmd
+	(*AdjustLinkCmd)(nil),        // 18: dfs.v1.AdjustLinkCmd
+	(*RenameCmd)(nil),            // 19: dfs.v1.RenameCmd
+	(*SetAttrCmd)(nil),           // 20: dfs.v1.SetAttrCmd
+	(*WriteInlineCmd)(nil),       // 21: dfs.v1.WriteInlineCmd
+	(*AppendReserveCmd)(nil),     // 22: dfs.v1.AppendReserveCmd
+	(*CommitSizeCmd)(nil),        // 23: dfs.v1.CommitSizeCmd
+	(*WriteChunkCmd)(nil),        // 24: dfs.v1.WriteChunkCmd
+	(*TruncateChunkCmd)(nil),     // 25: dfs.v1.TruncateChunkCmd
+	(*DeleteChunksCmd)(nil),      // 26: dfs.v1.DeleteChunksCmd
+	(*SetXattrCmd)(nil),          // 27: dfs.v1.SetXattrCmd
+	(*RemoveXattrCmd)(nil),       // 28: dfs.v1.RemoveXattrCmd
+	(*FileLock)(nil),             // 29: dfs.v1.FileLock
+	(*LockTable)(nil),            // 30: dfs.v1.LockTable
+	(*SetLockCmd)(nil),           // 31: dfs.v1.SetLockCmd
+	(*ExpireLockSessionCmd)(nil), // 32: dfs.v1.ExpireLockSessionCmd
+	(*RemovedInode)(nil),         // 33: dfs.v1.RemovedInode
+	(*StoreResult)(nil),          // 34: dfs.v1.StoreResult
 }
 var file_store_proto_depIdxs = []int32{
 	0,  // 0: dfs.v1.Attr.type:type_name -> dfs.v1.FileType
 	0,  // 1: dfs.v1.Dirent.type:type_name -> dfs.v1.FileType
-	5,  // 2: dfs.v1.Dirent.attr:type_name -> dfs.v1.Attr
-	5,  // 3: dfs.v1.InodeRecord.attr:type_name -> dfs.v1.Attr
-	10, // 4: dfs.v1.StoreCommand.create_entry:type_name -> dfs.v1.CreateEntryCmd
-	11, // 5: dfs.v1.StoreCommand.create_inode:type_name -> dfs.v1.CreateInodeCmd
-	12, // 6: dfs.v1.StoreCommand.link:type_name -> dfs.v1.LinkCmd
-	13, // 7: dfs.v1.StoreCommand.unlink:type_name -> dfs.v1.UnlinkCmd
-	14, // 8: dfs.v1.StoreCommand.seal_dir:type_name -> dfs.v1.SealDirCmd
-	15, // 9: dfs.v1.StoreCommand.unseal_dir:type_name -> dfs.v1.UnsealDirCmd
-	16, // 10: dfs.v1.StoreCommand.drop_inode:type_name -> dfs.v1.DropInodeCmd
-	18, // 11: dfs.v1.StoreCommand.rename:type_name -> dfs.v1.RenameCmd
-	19, // 12: dfs.v1.StoreCommand.set_attr:type_name -> dfs.v1.SetAttrCmd
-	20, // 13: dfs.v1.StoreCommand.write_inline:type_name -> dfs.v1.WriteInlineCmd
-	22, // 14: dfs.v1.StoreCommand.commit_size:type_name -> dfs.v1.CommitSizeCmd
-	23, // 15: dfs.v1.StoreCommand.write_chunk:type_name -> dfs.v1.WriteChunkCmd
-	24, // 16: dfs.v1.StoreCommand.truncate_chunk:type_name -> dfs.v1.TruncateChunkCmd
-	25, // 17: dfs.v1.StoreCommand.delete_chunks:type_name -> dfs.v1.DeleteChunksCmd
-	26, // 18: dfs.v1.StoreCommand.set_xattr:type_name -> dfs.v1.SetXattrCmd
-	27, // 19: dfs.v1.StoreCommand.remove_xattr:type_name -> dfs.v1.RemoveXattrCmd
-	17, // 20: dfs.v1.StoreCommand.adjust_link:type_name -> dfs.v1.AdjustLinkCmd
-	21, // 21: dfs.v1.StoreCommand.append_reserve:type_name -> dfs.v1.AppendReserveCmd
-	5,  // 22: dfs.v1.CreateEntryCmd.attr:type_name -> dfs.v1.Attr
-	5,  // 23: dfs.v1.CreateInodeCmd.attr:type_name -> dfs.v1.Attr
-	0,  // 24: dfs.v1.LinkCmd.child_type:type_name -> dfs.v1.FileType
-	19, // 25: dfs.v1.WriteInlineCmd.then:type_name -> dfs.v1.SetAttrCmd
-	19, // 26: dfs.v1.CommitSizeCmd.then:type_name -> dfs.v1.SetAttrCmd
-	0,  // 27: dfs.v1.RemovedInode.type:type_name -> dfs.v1.FileType
-	1,  // 28: dfs.v1.StoreResult.code:type_name -> dfs.v1.StoreErrorCode
-	5,  // 29: dfs.v1.StoreResult.attr:type_name -> dfs.v1.Attr
-	6,  // 30: dfs.v1.StoreResult.dirent:type_name -> dfs.v1.Dirent
-	5,  // 31: dfs.v1.StoreResult.parent:type_name -> dfs.v1.Attr
-	28, // 32: dfs.v1.StoreResult.removed:type_name -> dfs.v1.RemovedInode
-	7,  // 33: dfs.v1.StoreResult.chunk:type_name -> dfs.v1.ChunkInfo
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	6,  // 2: dfs.v1.Dirent.attr:type_name -> dfs.v1.Attr
+	6,  // 3: dfs.v1.InodeRecord.attr:type_name -> dfs.v1.Attr
+	11, // 4: dfs.v1.StoreCommand.create_entry:type_name -> dfs.v1.CreateEntryCmd
+	12, // 5: dfs.v1.StoreCommand.create_inode:type_name -> dfs.v1.CreateInodeCmd
+	13, // 6: dfs.v1.StoreCommand.link:type_name -> dfs.v1.LinkCmd
+	14, // 7: dfs.v1.StoreCommand.unlink:type_name -> dfs.v1.UnlinkCmd
+	15, // 8: dfs.v1.StoreCommand.seal_dir:type_name -> dfs.v1.SealDirCmd
+	16, // 9: dfs.v1.StoreCommand.unseal_dir:type_name -> dfs.v1.UnsealDirCmd
+	17, // 10: dfs.v1.StoreCommand.drop_inode:type_name -> dfs.v1.DropInodeCmd
+	19, // 11: dfs.v1.StoreCommand.rename:type_name -> dfs.v1.RenameCmd
+	20, // 12: dfs.v1.StoreCommand.set_attr:type_name -> dfs.v1.SetAttrCmd
+	21, // 13: dfs.v1.StoreCommand.write_inline:type_name -> dfs.v1.WriteInlineCmd
+	23, // 14: dfs.v1.StoreCommand.commit_size:type_name -> dfs.v1.CommitSizeCmd
+	24, // 15: dfs.v1.StoreCommand.write_chunk:type_name -> dfs.v1.WriteChunkCmd
+	25, // 16: dfs.v1.StoreCommand.truncate_chunk:type_name -> dfs.v1.TruncateChunkCmd
+	26, // 17: dfs.v1.StoreCommand.delete_chunks:type_name -> dfs.v1.DeleteChunksCmd
+	27, // 18: dfs.v1.StoreCommand.set_xattr:type_name -> dfs.v1.SetXattrCmd
+	28, // 19: dfs.v1.StoreCommand.remove_xattr:type_name -> dfs.v1.RemoveXattrCmd
+	18, // 20: dfs.v1.StoreCommand.adjust_link:type_name -> dfs.v1.AdjustLinkCmd
+	22, // 21: dfs.v1.StoreCommand.append_reserve:type_name -> dfs.v1.AppendReserveCmd
+	31, // 22: dfs.v1.StoreCommand.set_lock:type_name -> dfs.v1.SetLockCmd
+	32, // 23: dfs.v1.StoreCommand.expire_lock_session:type_name -> dfs.v1.ExpireLockSessionCmd
+	6,  // 24: dfs.v1.CreateEntryCmd.attr:type_name -> dfs.v1.Attr
+	6,  // 25: dfs.v1.CreateInodeCmd.attr:type_name -> dfs.v1.Attr
+	0,  // 26: dfs.v1.LinkCmd.child_type:type_name -> dfs.v1.FileType
+	20, // 27: dfs.v1.WriteInlineCmd.then:type_name -> dfs.v1.SetAttrCmd
+	20, // 28: dfs.v1.CommitSizeCmd.then:type_name -> dfs.v1.SetAttrCmd
+	5,  // 29: dfs.v1.FileLock.type:type_name -> dfs.v1.LockType
+	29, // 30: dfs.v1.LockTable.locks:type_name -> dfs.v1.FileLock
+	29, // 31: dfs.v1.SetLockCmd.lock:type_name -> dfs.v1.FileLock
+	0,  // 32: dfs.v1.RemovedInode.type:type_name -> dfs.v1.FileType
+	1,  // 33: dfs.v1.StoreResult.code:type_name -> dfs.v1.StoreErrorCode
+	6,  // 34: dfs.v1.StoreResult.attr:type_name -> dfs.v1.Attr
+	7,  // 35: dfs.v1.StoreResult.dirent:type_name -> dfs.v1.Dirent
+	6,  // 36: dfs.v1.StoreResult.parent:type_name -> dfs.v1.Attr
+	33, // 37: dfs.v1.StoreResult.removed:type_name -> dfs.v1.RemovedInode
+	8,  // 38: dfs.v1.StoreResult.chunk:type_name -> dfs.v1.ChunkInfo
+	29, // 39: dfs.v1.StoreResult.conflict:type_name -> dfs.v1.FileLock
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_init() }
@@ -3074,14 +3458,16 @@ func file_store_proto_init() {
 		(*StoreCommand_RemoveXattr)(nil),
 		(*StoreCommand_AdjustLink)(nil),
 		(*StoreCommand_AppendReserve)(nil),
+		(*StoreCommand_SetLock)(nil),
+		(*StoreCommand_ExpireLockSession)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_rawDesc), len(file_store_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   25,
+			NumEnums:      6,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
