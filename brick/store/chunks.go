@@ -474,9 +474,22 @@ type ScrubReport struct {
 
 // ScrubStats summarises a Scrub.
 type ScrubStats struct {
+	Files   int64 // distinct files whose chunks were verified
 	Chunks  int64 // chunks verified
 	Bytes   int64 // bytes verified
 	Corrupt int64 // chunks reported
+}
+
+// ScrubOptions are the hooks of ScrubWith.
+type ScrubOptions struct {
+	// Report is called for each chunk that fails verification. Required.
+	Report func(ScrubReport)
+	// Pace, if set, is called before each chunk is read with the chunk's
+	// length, outside every lock; it may wait (a rate limit) and stops the
+	// scrub by returning an error, which ScrubWith returns.
+	Pace func(ctx context.Context, bytes int64) error
+	// Progress, if set, is called after each chunk with the totals so far.
+	Progress func(ScrubStats)
 }
 
 // scrubPage is how many chunk keys Scrub collects per visit of the index.
@@ -486,7 +499,13 @@ const scrubPage = 256
 // that fails. It holds no lock across chunks, so it runs beside Apply and
 // reads, and it stops early when ctx is done (returning ctx.Err()).
 func (s *Store) Scrub(ctx context.Context, fn func(ScrubReport)) (ScrubStats, error) {
+	return s.ScrubWith(ctx, ScrubOptions{Report: fn})
+}
+
+// ScrubWith is Scrub with a pace hook and progress reports.
+func (s *Store) ScrubWith(ctx context.Context, o ScrubOptions) (ScrubStats, error) {
 	var stats ScrubStats
+	var lastFile layout.ID
 	lower, upper := prefixBounds([]byte{prefixChunk})
 	for {
 		keys, err := s.chunkKeys(lower, upper, scrubPage)
@@ -498,19 +517,44 @@ func (s *Store) Scrub(ctx context.Context, fn func(ScrubReport)) (ScrubStats, er
 				return stats, err
 			}
 			file, idx, _ := parseChunkKey(k)
+			if o.Pace != nil {
+				if err := o.Pace(ctx, s.chunkLength(file, idx)); err != nil {
+					return stats, err
+				}
+			}
 			n, err := s.verifyChunk(file, idx)
 			if errors.Is(err, ErrClosed) {
 				return stats, err
+			}
+			if stats.Chunks == 0 || file != lastFile {
+				stats.Files++
+				lastFile = file
 			}
 			stats.Chunks++
 			stats.Bytes += n
 			if err != nil {
 				stats.Corrupt++
-				fn(ScrubReport{File: file, Index: idx, Err: err})
+				o.Report(ScrubReport{File: file, Index: idx, Err: err})
+			}
+			if o.Progress != nil {
+				o.Progress(stats)
 			}
 		}
 		lower = append(keys[len(keys)-1], 0)
 	}
+}
+
+// chunkLength is a chunk's recorded length, 0 if unknown (for pacing).
+func (s *Store) chunkLength(file layout.ID, index uint64) int64 {
+	if err := s.rlock(); err != nil {
+		return 0
+	}
+	defer s.mu.RUnlock()
+	rec, err := getChunk(s.db, file, index)
+	if err != nil || rec == nil {
+		return 0
+	}
+	return int64(rec.Length)
 }
 
 // chunkKeys returns up to limit chunk keys in [lower, upper).
