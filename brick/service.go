@@ -43,6 +43,12 @@ func (b *Brick) rpcError(ctx context.Context, err error) error {
 			grpc.SetTrailer(ctx, metadata.Pairs(LeaderTrailer, addr))
 		}
 		return status.Errorf(codes.FailedPrecondition, "brick %s is not the leader of its replica set", b.cfg.Address)
+	case errors.Is(err, raftgroup.ErrUnknownOutcome):
+		// Aborted is ambiguous to the client: the entry may still commit.
+		if _, addr := b.group.Leader(); addr != "" && addr != b.cfg.Address {
+			grpc.SetTrailer(ctx, metadata.Pairs(LeaderTrailer, addr))
+		}
+		return status.Errorf(codes.Aborted, "brick %s: %v", b.cfg.Address, err)
 	case errors.Is(err, raftgroup.ErrNoLeader), errors.Is(err, raftgroup.ErrClosed):
 		return status.Errorf(codes.Unavailable, "brick %s: %v", b.cfg.Address, err)
 	case errors.Is(err, context.DeadlineExceeded):
@@ -90,6 +96,11 @@ func (s *service) Mutate(ctx context.Context, cmd *dfspb.StoreCommand) (*dfspb.S
 	data, err := store.EncodeCommand(cmd)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "encode command: %v", err)
+	}
+	// A call whose caller gave up before it got here (it sat in a socket
+	// buffer, say) is not proposed: the client has retried it already.
+	if err := ctx.Err(); err != nil {
+		return nil, s.b.rpcError(ctx, err)
 	}
 	// The caller's cancellation (a FUSE interrupt, say) must not abandon
 	// a proposal halfway: Apply waits for the outcome either way.

@@ -3,6 +3,7 @@ package fuse
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +22,38 @@ type node struct {
 	// target is a symlink's target, known from the attributes that came
 	// with the node (targets never change).
 	target string
+	// told is the size and mtime last handed to the kernel for this inode
+	// (see Open: close-to-open consistency).
+	told atomic.Pointer[stamp]
+}
+
+// stamp is what the kernel caches of a file's data: its size and mtime.
+type stamp struct {
+	size    uint64
+	mtimeNs int64
+}
+
+// tell records a as handed to the kernel.
+func (n *node) tell(a *dfspb.Attr) {
+	n.told.Store(&stamp{size: a.Size, mtimeNs: a.MtimeNs})
+}
+
+// revalidate makes the kernel drop its cached attributes of n when a,
+// fresh from the subvolume, differs from what it was told: the attribute
+// timeout lets it keep a size for up to a second, but a file another
+// client wrote and closed must read whole on the next open here
+// (close-to-open consistency). The page cache needs nothing: an open
+// without FOPEN_KEEP_CACHE drops it.
+func (n *node) revalidate(a *dfspb.Attr) {
+	if a == nil {
+		return
+	}
+	if t := n.told.Load(); t != nil && t.size == a.Size && t.mtimeNs == a.MtimeNs {
+		return
+	}
+	// -1: attributes only. ENOENT means the kernel forgot the inode.
+	_ = n.NotifyContent(-1, 0)
+	n.tell(a)
 }
 
 // Compile-time interface checks.
@@ -58,7 +91,11 @@ func (n *node) newChild(ctx context.Context, cn client.Node, attr *dfspb.Attr, o
 		child.target = attr.Target
 	}
 	fillAttr(attr, &out.Attr)
-	return n.NewInode(ctx, child, fs.StableAttr{Mode: typeBits(cn.Type), Ino: inoOf(cn.ID), Gen: 1})
+	in := n.NewInode(ctx, child, fs.StableAttr{Mode: typeBits(cn.Type), Ino: inoOf(cn.ID), Gen: 1})
+	if got, ok := in.Operations().(*node); ok {
+		got.tell(attr)
+	}
+	return in
 }
 
 // caller returns the uid and gid of the process making the request.
@@ -92,6 +129,7 @@ func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *gofuse.AttrOut
 		return toErrno(err)
 	}
 	fillAttr(a, &out.Attr)
+	n.tell(a)
 	return 0
 }
 
@@ -137,6 +175,7 @@ func (n *node) Setattr(ctx context.Context, _ fs.FileHandle, in *gofuse.SetAttrI
 		return toErrno(err)
 	}
 	fillAttr(a, &out.Attr)
+	n.tell(a)
 	return 0
 }
 
@@ -200,6 +239,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if err != nil {
 		return nil, 0, toErrno(err)
 	}
+	n.revalidate(f.Attr())
 	return &handle{fsys: n.fsys, f: f}, openFlags(flags), 0
 }
 

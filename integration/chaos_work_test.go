@@ -456,10 +456,10 @@ func (w *workload) reader(id int, rng *rand.Rand) {
 			continue
 		}
 		rec := w.list[rng.Intn(len(w.list))]
-		// Another mount may serve cached attributes for up to the 1 s
-		// attribute timeout: read there only what is older than that.
-		skip := rec.busy || (rec.mount != mount && time.Since(rec.acked) < 2*time.Second)
-		gen, want, size := rec.gen, rec.sum, rec.size
+		// Close-to-open: what any mount wrote and closed, every mount
+		// reads whole on its next open.
+		skip := rec.busy
+		gen, want, size, wmount, acked := rec.gen, rec.sum, rec.size, rec.mount, rec.acked
 		w.mu.Unlock()
 		if skip {
 			continue
@@ -476,9 +476,17 @@ func (w *workload) reader(id int, rng *rand.Rand) {
 			w.record(c.kind, c.path, c.mount, c.t0, c.d, c.err, c.fault)
 		}
 		if err == nil && got != want {
+			at := time.Since(w.start).Seconds()
+			// Tell a stale cache from stale data: what stat says now, and
+			// what a second read gets.
+			again := "stat failed"
+			if st, err := os.Stat(filepath.Join(mnt, rec.rel)); err == nil {
+				got2, n2, _, err2 := w.readFile(filepath.Join(mnt, rec.rel), buf)
+				again = fmt.Sprintf("stat then says %d bytes; a second read got %d bytes, right=%v (err %v)", st.Size(), n2, got2 == want, err2)
+			}
 			w.mu.Lock()
-			w.wrong = append(w.wrong, fmt.Sprintf("%s on mount %d at %.1fs: read %d bytes, want %d bytes with sha256 %x, got %x (during %q)",
-				rec.rel, mount, time.Since(w.start).Seconds(), n, size, want[:6], got[:6], w.r.activeFault()))
+			w.wrong = append(w.wrong, fmt.Sprintf("%s on mount %d at %.1fs: read %d bytes, want %d bytes with sha256 %x, got %x (during %q; written on mount %d, acknowledged %.1fs before); %s",
+				rec.rel, mount, at, n, size, want[:6], got[:6], w.r.activeFault(), wmount, time.Since(acked).Seconds(), again))
 			w.mu.Unlock()
 		}
 	}

@@ -345,7 +345,7 @@ func (m *Manager) translate(err error) error {
 		return nil
 	case errors.Is(err, raftgroup.ErrNotLeader):
 		return Errorf(ErrNotLeader, "%v", err)
-	case errors.Is(err, raftgroup.ErrNoLeader):
+	case errors.Is(err, raftgroup.ErrNoLeader), errors.Is(err, raftgroup.ErrUnknownOutcome):
 		return Errorf(ErrNoLeader, "%v", err)
 	}
 	return err

@@ -88,7 +88,7 @@ func (v *Volume) Open(ctx context.Context, n Node, flags int) (*File, error) {
 		return nil, fmt.Errorf("%w: open of a %v", ErrInvalid, n.Type)
 	}
 	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
-	if writable && v.cfg.ReadOnly {
+	if (writable || flags&syscall.O_TRUNC != 0) && v.cfg.ReadOnly {
 		return nil, fmt.Errorf("%w: open for writing", ErrReadOnly)
 	}
 	attr, err := v.getAttr(ctx, n)
@@ -106,7 +106,7 @@ func (v *Volume) OpenFresh(ctx context.Context, n Node, attr *dfspb.Attr, flags 
 		return v.Open(ctx, n, flags)
 	}
 	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
-	if writable && v.cfg.ReadOnly {
+	if (writable || flags&syscall.O_TRUNC != 0) && v.cfg.ReadOnly {
 		return nil, fmt.Errorf("%w: open for writing", ErrReadOnly)
 	}
 	return v.openFile(ctx, n, attr, writable, flags)
@@ -114,7 +114,9 @@ func (v *Volume) OpenFresh(ctx context.Context, n Node, attr *dfspb.Attr, flags 
 
 func (v *Volume) openFile(ctx context.Context, n Node, attr *dfspb.Attr, writable bool, flags int) (*File, error) {
 	f := &File{st: v.acquire(n, attr), writable: writable, appending: writable && flags&syscall.O_APPEND != 0}
-	if writable && flags&syscall.O_TRUNC != 0 {
+	// O_TRUNC truncates also with O_RDONLY, as Linux does (the kernel
+	// has checked write permission).
+	if flags&syscall.O_TRUNC != 0 {
 		if _, err := f.st.truncate(ctx, 0); err != nil {
 			_ = f.Release(ctx)
 			return nil, err
@@ -325,6 +327,15 @@ func (st *openInode) idle() bool {
 
 // Node returns the file's node.
 func (f *File) Node() Node { return f.st.node }
+
+// Attr returns the file's attributes as this Volume knows them, buffered
+// writes included (size and mtime). The caller must not modify them.
+func (f *File) Attr() *dfspb.Attr {
+	f.st.mu.Lock()
+	a := f.st.attr
+	f.st.mu.Unlock()
+	return f.st.v.overlayOpen(a)
+}
 
 // Size returns the file's size as this Volume knows it, buffered writes
 // included.

@@ -37,6 +37,10 @@ var (
 	ErrNotLeader = errors.New("raftgroup: not the leader")
 	ErrNoLeader  = errors.New("raftgroup: no leader")
 	ErrClosed    = errors.New("raftgroup: closed")
+	// ErrUnknownOutcome: the leader lost its leadership while a proposal
+	// was in flight; a later leader may still commit the entry, or not.
+	// The caller must treat the operation as possibly applied.
+	ErrUnknownOutcome = errors.New("raftgroup: leadership lost with the proposal in flight")
 )
 
 // Config describes one member of a group.
@@ -354,7 +358,9 @@ func translate(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return fmt.Errorf("%w: %v", ErrClosed, err)
