@@ -73,6 +73,9 @@ type Config struct {
 	Logger *slog.Logger
 	// NoSync skips fsyncs (tests that measure nothing about durability).
 	NoSync bool
+	// LockLease is how long a client's lock session keeps its locks
+	// without a renewal (see locks.go). Default DefaultLockLease (10 s).
+	LockLease time.Duration
 }
 
 // Brick is a running brick.
@@ -93,6 +96,8 @@ type Brick struct {
 	scrub   *dfspb.ScrubStatus
 	scrubWG sync.WaitGroup
 	stop    chan struct{}
+
+	locks *lockLeases
 }
 
 // Start checks the brick directory, opens its store and Raft group, and
@@ -156,6 +161,7 @@ func Start(cfg Config) (b *Brick, err error) {
 			return nil, fmt.Errorf("brick: found replica group: %w", err)
 		}
 	}
+	b.locks = startLockLeases(b, cfg.LockLease)
 	b.srv = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage))
 	dfspb.RegisterBrickServiceServer(b.srv, &service{b: b})
 	go func() {
@@ -175,6 +181,7 @@ const maxMessage = 8 << 20
 func (b *Brick) Close() error {
 	close(b.stop)
 	b.scrubWG.Wait()
+	b.locks.wait()
 	err := b.group.Close()
 	b.srv.Stop()
 	b.ln.Close()
