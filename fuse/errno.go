@@ -122,9 +122,13 @@ func fillAttr(a *dfspb.Attr, out *gofuse.Attr) {
 	out.Ctime, out.Ctimensec = splitNs(a.CtimeNs)
 }
 
+// splitNs splits nanoseconds since the epoch into seconds and
+// nanoseconds (0 to 999999999). Times before 1970 have negative seconds,
+// which the kernel reads back from the protocol's unsigned field.
 func splitNs(ns int64) (uint64, uint32) {
-	if ns < 0 {
-		return 0, 0
+	sec, nsec := ns/1e9, ns%1e9
+	if nsec < 0 {
+		sec, nsec = sec-1, nsec+1e9
 	}
-	return uint64(ns / 1e9), uint32(ns % 1e9)
+	return uint64(sec), uint32(nsec)
 }
