@@ -23,7 +23,6 @@
 package brick
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,7 +35,6 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/dfsproject/dfs/brick/store"
 	"github.com/dfsproject/dfs/pkg/mux"
@@ -92,10 +90,8 @@ type Brick struct {
 
 	reservePct atomic.Int32
 
-	scrubMu sync.Mutex
-	scrub   *dfspb.ScrubStatus
-	scrubWG sync.WaitGroup
-	stop    chan struct{}
+	scrub *scrubber
+	stop  chan struct{}
 
 	locks *lockLeases
 }
@@ -162,8 +158,11 @@ func Start(cfg Config) (b *Brick, err error) {
 		}
 	}
 	b.locks = startLockLeases(b, cfg.LockLease)
+	b.scrub = newScrubber(b.store, b.repairChunk, filepath.Join(cfg.Path, MetaDir), cfg.Logger)
+	b.scrub.start(b.stop)
 	b.srv = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage))
 	dfspb.RegisterBrickServiceServer(b.srv, &service{b: b})
+	dfspb.RegisterBrickMaintenanceServer(b.srv, &maintService{b: b})
 	go func() {
 		defer close(b.done)
 		if err := b.srv.Serve(b.ln.Default()); err != nil && !errors.Is(err, mux.ErrClosed) {
@@ -180,7 +179,7 @@ const maxMessage = 8 << 20
 // store.
 func (b *Brick) Close() error {
 	close(b.stop)
-	b.scrubWG.Wait()
+	b.scrub.close()
 	b.locks.wait()
 	err := b.group.Close()
 	b.srv.Stop()
@@ -233,69 +232,6 @@ func (b *Brick) checkSpace() error {
 
 // AppliedIndex is the Raft index up to which the brick's store is current.
 func (b *Brick) AppliedIndex() uint64 { return b.store.AppliedIndex() }
-
-// ScrubStatus reports the last or running scrub, nil if none ran.
-func (b *Brick) ScrubStatus() *dfspb.ScrubStatus {
-	b.scrubMu.Lock()
-	defer b.scrubMu.Unlock()
-	if b.scrub == nil {
-		return nil
-	}
-	return proto.Clone(b.scrub).(*dfspb.ScrubStatus)
-}
-
-// StartScrub starts a scrub of the brick's chunks in the background unless
-// one is running: every block is verified, and a chunk that fails is
-// repaired from another member. It returns the status at once.
-func (b *Brick) StartScrub() *dfspb.ScrubStatus {
-	b.scrubMu.Lock()
-	defer b.scrubMu.Unlock()
-	if b.scrub != nil && b.scrub.Running {
-		return proto.Clone(b.scrub).(*dfspb.ScrubStatus)
-	}
-	select {
-	case <-b.stop:
-		return &dfspb.ScrubStatus{Error: "brick stopping"}
-	default:
-	}
-	b.scrub = &dfspb.ScrubStatus{Running: true, StartedUnix: time.Now().Unix()}
-	st := proto.Clone(b.scrub).(*dfspb.ScrubStatus)
-	b.scrubWG.Add(1)
-	go func() {
-		defer b.scrubWG.Done()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			select {
-			case <-b.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		var repaired, failed uint64
-		stats, err := b.store.Scrub(ctx, func(r store.ScrubReport) {
-			b.cfg.Logger.Warn("scrub: chunk failed its checksum", "file", r.File, "chunk", r.Index, "err", r.Err)
-			if rerr := b.repairChunk(ctx, r.File, r.Index); rerr != nil {
-				failed++
-				b.cfg.Logger.Error("scrub: repair failed", "file", r.File, "chunk", r.Index, "err", rerr)
-				return
-			}
-			repaired++
-		})
-		b.scrubMu.Lock()
-		defer b.scrubMu.Unlock()
-		b.scrub.Running = false
-		b.scrub.FinishedUnix = time.Now().Unix()
-		b.scrub.Chunks, b.scrub.Bytes, b.scrub.Corrupt, b.scrub.Repaired = uint64(stats.Chunks), uint64(stats.Bytes), uint64(stats.Corrupt), repaired
-		if err != nil {
-			b.scrub.Error = err.Error()
-		} else if failed > 0 {
-			b.scrub.Error = fmt.Sprintf("%d chunks could not be repaired", failed)
-		}
-		b.cfg.Logger.Info("scrub finished", "chunks", stats.Chunks, "corrupt", stats.Corrupt, "repaired", repaired)
-	}()
-	return st
-}
 
 // peer returns a client connection to another member.
 func (b *Brick) peer(addr string) (dfspb.BrickServiceClient, error) {

@@ -347,8 +347,11 @@ type ScrubProgress struct {
 	NextUnix        int64        `protobuf:"varint,4,opt,name=next_unix,json=nextUnix,proto3" json:"next_unix,omitempty"`    // when the next run starts; 0 when paused
 	RateBytes       uint64       `protobuf:"varint,5,opt,name=rate_bytes,json=rateBytes,proto3" json:"rate_bytes,omitempty"` // bytes per second the throttle allows
 	IntervalSeconds int64        `protobuf:"varint,6,opt,name=interval_seconds,json=intervalSeconds,proto3" json:"interval_seconds,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// since_unix is when this brick's scrubber first started: the first run
+	// is one interval after it.
+	SinceUnix     int64 `protobuf:"varint,7,opt,name=since_unix,json=sinceUnix,proto3" json:"since_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ScrubProgress) Reset() {
@@ -419,6 +422,13 @@ func (x *ScrubProgress) GetRateBytes() uint64 {
 func (x *ScrubProgress) GetIntervalSeconds() int64 {
 	if x != nil {
 		return x.IntervalSeconds
+	}
+	return 0
+}
+
+func (x *ScrubProgress) GetSinceUnix() int64 {
+	if x != nil {
+		return x.SinceUnix
 	}
 	return 0
 }
@@ -1270,7 +1280,7 @@ const file_maint_proto_rawDesc = "" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12+\n" +
 	"\x05scrub\x18\x06 \x01(\v2\x15.dfs.v1.ScrubProgressR\x05scrub\"/\n" +
 	"\x11BrickScrubRequest\x12\x1a\n" +
-	"\bondemand\x18\x01 \x01(\bR\bondemand\"\xdd\x01\n" +
+	"\bondemand\x18\x01 \x01(\bR\bondemand\"\xfc\x01\n" +
 	"\rScrubProgress\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\"\n" +
 	"\x03run\x18\x02 \x01(\v2\x10.dfs.v1.ScrubRunR\x03run\x12+\n" +
@@ -1278,7 +1288,9 @@ const file_maint_proto_rawDesc = "" +
 	"\tnext_unix\x18\x04 \x01(\x03R\bnextUnix\x12\x1d\n" +
 	"\n" +
 	"rate_bytes\x18\x05 \x01(\x04R\trateBytes\x12)\n" +
-	"\x10interval_seconds\x18\x06 \x01(\x03R\x0fintervalSeconds\"\xfe\x01\n" +
+	"\x10interval_seconds\x18\x06 \x01(\x03R\x0fintervalSeconds\x12\x1d\n" +
+	"\n" +
+	"since_unix\x18\a \x01(\x03R\tsinceUnix\"\xfe\x01\n" +
 	"\bScrubRun\x12!\n" +
 	"\fstarted_unix\x18\x01 \x01(\x03R\vstartedUnix\x12#\n" +
 	"\rfinished_unix\x18\x02 \x01(\x03R\ffinishedUnix\x12\x14\n" +
