@@ -41,6 +41,8 @@ type Volume struct {
 
 	openMu sync.Mutex
 	open   map[layout.ID]*openInode // files with open handles
+
+	locks lockState // the lock session (locks.go)
 }
 
 // topology is one version of the volume layout in the form the client uses.
@@ -99,6 +101,7 @@ func Open(ctx context.Context, cfg Config) (*Volume, error) {
 // connection. Files still open lose their unflushed data. Close waits for
 // the volume's goroutines; a second Close is a no-op.
 func (v *Volume) Close() error {
+	v.endLockSession()
 	if v.closed.Swap(true) {
 		return nil
 	}

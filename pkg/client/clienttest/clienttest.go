@@ -146,6 +146,8 @@ type Subvolume struct {
 	mu     sync.Mutex // serializes Apply, as Raft does
 	index  uint64
 	leader atomic.Int32 // position of the leading brick; -1 for none
+
+	renewals atomic.Int64
 }
 
 // Store returns the subvolume's store, for inspection.
@@ -448,6 +450,61 @@ func (b *Brick) Statfs(ctx context.Context, _ *dfspb.StatfsRequest) (*dfspb.Stat
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return &dfspb.StatfsResponse{TotalBytes: s.TotalBytes, FreeBytes: s.FreeBytes, AvailBytes: s.AvailBytes, TotalInodes: s.TotalFiles, FreeInodes: s.FreeFiles}, nil
+}
+
+// TestLock answers F_GETLK from the store.
+func (b *Brick) TestLock(ctx context.Context, req *dfspb.TestLockRequest) (*dfspb.TestLockResponse, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	id, err := idOf(req.Id)
+	if err != nil {
+		return nil, err
+	}
+	c, err := b.sub.store.TestLock(ctx, id, req.Lock)
+	if err != nil {
+		code, msg := failure(err)
+		return &dfspb.TestLockResponse{Code: code, Message: msg}, nil
+	}
+	return &dfspb.TestLockResponse{Conflict: c}, nil
+}
+
+// LockLease is the lease the fake announces to RenewLockSession. The fake
+// does not expire sessions by itself; tests do it with ExpireLockSession.
+const LockLease = 400 * time.Millisecond
+
+// RenewLockSession counts the renewal (Subvolume.Renewals).
+func (b *Brick) RenewLockSession(ctx context.Context, req *dfspb.RenewLockSessionRequest) (*dfspb.RenewLockSessionResponse, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	if len(req.Session) != 16 {
+		return nil, status.Errorf(codes.InvalidArgument, "lock session of %d bytes", len(req.Session))
+	}
+	b.sub.renewals.Add(1)
+	return &dfspb.RenewLockSessionResponse{LeaseMs: uint32(LockLease / time.Millisecond)}, nil
+}
+
+// Renewals returns how many lock session renewals the subvolume received.
+func (s *Subvolume) Renewals() int64 { return s.renewals.Load() }
+
+// ExpireLockSessions expires every lock session that holds locks in the
+// subvolume, as a brick leader does with sessions that stopped renewing.
+func (s *Subvolume) ExpireLockSessions(ctx context.Context) error {
+	sessions, err := s.store.LockSessions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sess := range sessions {
+		res, err := s.apply(&dfspb.StoreCommand{Op: &dfspb.StoreCommand_ExpireLockSession{ExpireLockSession: &dfspb.ExpireLockSessionCmd{Session: sess}}})
+		if err != nil {
+			return err
+		}
+		if err := store.ResultError(res); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Ping answers always.
