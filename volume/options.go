@@ -29,8 +29,9 @@ var options = []Option{
 	{Key: "performance.cache-size", Default: "32MB", Description: "Client read cache per mount (e.g. 64MB, 1GB; 0 disables).", check: size},
 	{Key: "diagnostics.brick-log-level", Default: "INFO", Description: "Log level of the bricks: DEBUG, INFO, WARNING or ERROR.", check: enum("DEBUG", "INFO", "WARNING", "ERROR")},
 	{Key: "diagnostics.client-log-level", Default: "INFO", Description: "Log level of clients: DEBUG, INFO, WARNING or ERROR.", check: enum("DEBUG", "INFO", "WARNING", "ERROR")},
-	{Key: "features.scrub", Default: "Active", Description: "Background scrub of chunk checksums: Active or Inactive.", check: enum("Active", "Inactive")},
-	{Key: "features.scrub-throttle", Default: "lazy", Description: "Scrub speed: lazy, normal or aggressive.", check: enum("lazy", "normal", "aggressive")},
+	{Key: "features.scrub", Default: "Active", Description: "Background scrub of chunk checksums: Active or Inactive (paused).", check: enum("Active", "Inactive")},
+	{Key: "features.scrub-throttle", Default: "lazy", Description: "Scrub speed per brick: lazy (8 MiB/s), normal (32 MiB/s) or aggressive (128 MiB/s).", check: enum("lazy", "normal", "aggressive")},
+	{Key: "features.scrub-freq", Default: "biweekly", Description: "Time between background scrubs of a brick: hourly, daily, weekly, biweekly, monthly, or a duration such as 6h.", check: scrubFreq},
 }
 
 // Options returns every option, sorted by key.

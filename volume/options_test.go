@@ -71,6 +71,13 @@ var optionCases = map[string]struct {
 		valid:   map[string]string{"Active": "Active", "active": "Active", "INACTIVE": "Inactive"},
 		invalid: []string{"", "on", "paused"},
 	},
+	"features.scrub-freq": {
+		valid: map[string]string{
+			"hourly": "hourly", "Daily": "daily", "WEEKLY": "weekly", "biweekly": "biweekly", "monthly": "monthly",
+			"6h": "6h0m0s", "90m": "1h30m0s", "1s": "1s", "5s": "5s",
+		},
+		invalid: []string{"", "yearly", "0", "500ms", "-1h", "6", "daily,weekly"},
+	},
 	"features.scrub-throttle": {
 		valid:   map[string]string{"lazy": "lazy", "NORMAL": "normal", "Aggressive": "aggressive"},
 		invalid: []string{"", "fast", "lazy,normal"},
