@@ -107,6 +107,9 @@ var commands = []command{
 	{"volume reset", "dfs volume reset VOL [KEY|all]\n\nReturn one option, or every option, to its default.", runVolumeReset},
 	{"volume heal", healUsage, runVolumeHeal},
 	{"volume replace-brick", replaceBrickUsage, runVolumeReplaceBrick},
+	{"volume scrub", scrubUsage, runVolumeScrub},
+	{"volume bitrot", bitrotUsage, runVolumeBitrot},
+	{"volume fsck", fsckUsage, runVolumeFsck},
 	{"mount", mountUsage, runMount},
 	{"dev", devUsage, runDev},
 }

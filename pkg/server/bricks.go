@@ -69,6 +69,7 @@ func (h *brickHost) reconcile(st *volume.State) {
 			if hb != nil && (hb.b != nil || hb.version == v.Version) {
 				if hb.b != nil {
 					hb.b.SetReservePercent(reserve)
+					hb.b.SetScrubConfig(scrubConfigOf(v))
 				}
 				continue
 			}
@@ -87,6 +88,7 @@ func (h *brickHost) reconcile(st *volume.State) {
 			if hb.err != nil {
 				h.s.cfg.Logger.Error("brick failed to start", "volume", v.Name, "brick", b.Path, "err", hb.err)
 			} else {
+				hb.b.SetScrubConfig(scrubConfigOf(v))
 				h.s.cfg.Logger.Info("brick started", "volume", v.Name, "brick", b.Path, "port", b.Port)
 			}
 			h.mu.Lock()

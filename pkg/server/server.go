@@ -172,6 +172,7 @@ func Start(cfg Config) (*Server, error) {
 	s.bricks = newBrickHost(s)
 	dfspb.RegisterManagerServer(s.grpc, &managerService{s: s})
 	dfspb.RegisterPeerServiceServer(s.grpc, &peerService{s: s})
+	dfspb.RegisterMaintenanceServer(s.grpc, &maintService{s: s})
 	s.serve.Add(1)
 	go func() {
 		defer s.serve.Done()
