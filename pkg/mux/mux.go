@@ -8,10 +8,16 @@
 //   - A connection dialled with Dial(addr, tag, ...) starts with tag, which
 //     mux consumes before handing the connection to the listener returned by
 //     Listener.Tagged(tag).
+//   - A connection that starts with 'G' or 'H' (an HTTP/1 GET or HEAD
+//     request line) is handed, first byte included, to Listener.HTTP()
+//     once that has been called. Only GET and HEAD can be told apart
+//     from the other protocols: a POST starts with 'P' like HTTP/2's
+//     preface and goes to Default, so the HTTP listener serves reads
+//     only (metrics, pprof).
 //   - Any other connection (gRPC's HTTP/2 preface starts with 'P') is handed,
 //     first byte included, to Listener.Default().
 //
-// Tags must not be 'P'. A connection that sends nothing within the
+// Tags must not be 'P', 'G' or 'H'. A connection that sends nothing within the
 // configured handshake timeout is closed.
 //
 // All methods may be called concurrently. Closing a sub-listener stops only
@@ -43,6 +49,7 @@ type Listener struct {
 	def      *subListener
 	mu       sync.Mutex
 	tagged   map[byte]*subListener
+	http     *subListener // nil until HTTP is called
 	done     chan struct{}
 	closeErr error
 	once     sync.Once
@@ -71,10 +78,30 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 // Default returns the listener for connections without a known tag (gRPC).
 func (l *Listener) Default() net.Listener { return l.def }
 
+// HTTP returns the listener for HTTP/1 GET and HEAD requests: connections
+// whose first byte is 'G' or 'H', handed out with that byte unread. Until
+// HTTP is first called such connections go to Default. Calling it again
+// returns the same listener, or a new one once that one is closed.
+func (l *Listener) HTTP() net.Listener {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.http == nil || l.http.isClosed() {
+		l.http = l.newSub()
+	}
+	return l.http
+}
+
+// isHTTPMethod reports whether b starts an HTTP/1 request line that mux
+// routes to the HTTP listener (GET, HEAD).
+func isHTTPMethod(b byte) bool { return b == 'G' || b == 'H' }
+
 // Tagged returns the listener for connections dialled with tag.
 func (l *Listener) Tagged(tag byte) net.Listener {
 	if tag == 'P' {
 		panic("mux: tag 'P' is reserved for HTTP/2")
+	}
+	if isHTTPMethod(tag) {
+		panic("mux: tags 'G' and 'H' are reserved for HTTP/1 (Listener.HTTP)")
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -95,6 +122,9 @@ func (l *Listener) Close() error {
 		subs := []*subListener{l.def}
 		for _, s := range l.tagged {
 			subs = append(subs, s)
+		}
+		if l.http != nil {
+			subs = append(subs, l.http)
 		}
 		l.mu.Unlock()
 		for _, s := range subs {
@@ -134,10 +164,14 @@ func (l *Listener) route(c net.Conn) {
 	_ = c.SetReadDeadline(time.Time{})
 	l.mu.Lock()
 	sub, ok := l.tagged[first[0]]
+	httpSub := l.http
 	l.mu.Unlock()
-	if ok {
+	switch {
+	case ok:
 		_, _ = br.Discard(1)
-	} else {
+	case httpSub != nil && isHTTPMethod(first[0]):
+		sub = httpSub
+	default:
 		sub = l.def
 	}
 	conn := &peekedConn{Conn: c, r: br, sub: sub}
