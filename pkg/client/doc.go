@@ -33,7 +33,12 @@
 // that is not the leader answers FAILED_PRECONDITION and names the leader
 // in the "dfs-leader" trailer, which the client follows at once; a brick
 // that is unreachable or does not answer within Config.CallTimeout is left
-// for the next brick of the subvolume. Between rounds the client pauses
+// for the next brick of the subvolume. A call not answered within a second
+// asks the subvolume's other bricks (Status, every 500 ms) whom they
+// follow; once they name another leader, the call is abandoned for it, so
+// a hung or cut-off leader costs about one election rather than
+// CallTimeout. A brick that hung stays out of the rotation, and hints
+// naming it are ignored, for 3 s. Between rounds the client pauses
 // 25 ms, doubling to 500 ms, while a new leader is elected. An operation
 // gives up with ErrUnavailable after Config.FailoverTimeout (by default
 // the volume option network.ping-timeout plus 5 s), or as soon as its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,8 +73,8 @@ func (v *Volume) call(ctx context.Context, sub int, what string, fn rpcFunc) (am
 			return ambiguous, fmt.Errorf("%w: subvolume %d is not in layout version %d", ErrStale, sub, top.layout.Version)
 		}
 		addr := v.leader(sub)
-		if addr == "" {
-			addr = nextBrick(top.bricks[sub], tried)
+		if addr == "" || v.suspect(addr) {
+			addr = v.nextBrick(top.bricks[sub], tried)
 		}
 		tried = addr
 		conn, err := v.conns.get(addr)
@@ -82,7 +83,9 @@ func (v *Volume) call(ctx context.Context, sub int, what string, fn rpcFunc) (am
 		}
 		var tr metadata.MD
 		cctx, cancel := context.WithTimeout(ctx, v.cfg.CallTimeout)
+		w := v.watchLeader(cctx, cancel, top.bricks[sub], addr)
 		err = fn(cctx, dfspb.NewBrickServiceClient(conn), callOpts{grpc.Trailer(&tr)})
+		moved := w.stop()
 		cancel()
 		if err == nil {
 			v.setLeader(sub, addr)
@@ -95,16 +98,34 @@ func (v *Volume) call(ctx context.Context, sub int, what string, fn rpcFunc) (am
 			// The attempt was cut short; it may have been sent.
 			return true, ctxError(ctx, what)
 		}
+		if moved != "" {
+			// The other bricks follow a new leader while addr kept
+			// silent: leave it (the attempt may have been applied).
+			ambiguous = true
+			v.markSuspect(addr)
+			v.dropLeader(sub, addr)
+			v.setLeader(sub, moved)
+			last = err
+			v.logger.Debug("leader moved during a call", "op", what, "subvolume", sub, "from", addr, "to", moved)
+			if time.Since(start) < top.failover {
+				continue
+			}
+		}
 		switch status.Code(err) {
 		case codes.FailedPrecondition:
 			v.dropLeader(sub, addr)
-			if hint := tr.Get(LeaderTrailer); len(hint) > 0 && hint[0] != "" && hint[0] != addr && hops < maxHops {
+			if hint := tr.Get(LeaderTrailer); len(hint) > 0 && hint[0] != "" && hint[0] != addr && !v.suspect(hint[0]) && hops < maxHops {
 				v.setLeader(sub, hint[0])
 				hops++
 				last = err
 				continue
 			}
-		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Aborted:
+		case codes.DeadlineExceeded:
+			// No answer within CallTimeout: hung or cut off.
+			v.markSuspect(addr)
+			ambiguous = true
+			v.dropLeader(sub, addr)
+		case codes.Unavailable, codes.Canceled, codes.Aborted:
 			ambiguous = true
 			v.dropLeader(sub, addr)
 		default:
@@ -128,10 +149,138 @@ func (v *Volume) call(ctx context.Context, sub int, what string, fn rpcFunc) (am
 }
 
 // nextBrick returns the brick after prev in bricks (the first if prev is
-// not one of them).
-func nextBrick(bricks []string, prev string) string {
+// not one of them), passing over suspect bricks unless all are.
+func (v *Volume) nextBrick(bricks []string, prev string) string {
 	i := slices.Index(bricks, prev)
+	for k := 1; k <= len(bricks); k++ {
+		if b := bricks[(i+k)%len(bricks)]; !v.suspect(b) {
+			return b
+		}
+	}
 	return bricks[(i+1)%len(bricks)]
+}
+
+// Leader watch: an attempt that has not been answered within probeAfter
+// asks the subvolume's other bricks whom they follow, every probeEvery.
+// When they name another leader, the attempt is abandoned for it, so a
+// hung or cut-off leader costs about one election, not CallTimeout.
+const (
+	probeAfter = time.Second
+	probeEvery = 500 * time.Millisecond
+	// suspectFor is how long a brick that hung stays out of the rotation
+	// and its name in leader hints is ignored (followers keep naming a
+	// lost leader until they elect another).
+	suspectFor = 3 * time.Second
+)
+
+// leaderWatch watches one attempt (see watchLeader).
+type leaderWatch struct {
+	done  chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	moved string
+}
+
+// stop ends the watch and returns the leader the other bricks named, if
+// the attempt was abandoned for it.
+func (w *leaderWatch) stop() string {
+	close(w.done)
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.moved
+}
+
+// watchLeader starts watching an attempt on addr, one of bricks, whose
+// context ctx is cancelled by cancel.
+func (v *Volume) watchLeader(ctx context.Context, cancel context.CancelFunc, bricks []string, addr string) *leaderWatch {
+	w := &leaderWatch{done: make(chan struct{})}
+	if len(bricks) < 2 {
+		return w
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		t := time.NewTimer(probeAfter)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if other := v.probeLeader(ctx, bricks, addr); other != "" {
+				w.mu.Lock()
+				w.moved = other
+				w.mu.Unlock()
+				cancel()
+				return
+			}
+			t.Reset(probeEvery)
+		}
+	}()
+	return w
+}
+
+// probeLeader asks the bricks other than addr (in parallel, briefly)
+// whom they follow, and returns a leader other than addr that one of
+// them claims to be or names, or "" while they all still follow addr (or
+// nobody answers).
+func (v *Volume) probeLeader(ctx context.Context, bricks []string, addr string) string {
+	type view struct{ brick, leader, role string }
+	views := make(chan view, len(bricks))
+	asked := 0
+	for _, b := range bricks {
+		if b == addr {
+			continue
+		}
+		conn, err := v.conns.get(b)
+		if err != nil {
+			continue
+		}
+		asked++
+		go func() {
+			pctx, cancel := context.WithTimeout(ctx, probeEvery)
+			defer cancel()
+			st, err := dfspb.NewBrickServiceClient(conn).Status(pctx, &dfspb.BrickStatusRequest{})
+			if err != nil {
+				views <- view{brick: b}
+				return
+			}
+			views <- view{brick: b, leader: st.GetLeaderAddress(), role: st.GetRole()}
+		}()
+	}
+	named := ""
+	for range asked {
+		vw := <-views
+		switch {
+		case strings.EqualFold(vw.role, "leader"):
+			return vw.brick
+		case vw.leader != "" && vw.leader != addr:
+			named = vw.leader
+		}
+	}
+	return named
+}
+
+// suspect reports whether addr hung recently (see suspectFor).
+func (v *Volume) suspect(addr string) bool {
+	v.leaderMu.Lock()
+	defer v.leaderMu.Unlock()
+	until, ok := v.suspects[addr]
+	return ok && time.Now().Before(until)
+}
+
+// markSuspect puts addr out of the rotation for suspectFor.
+func (v *Volume) markSuspect(addr string) {
+	v.leaderMu.Lock()
+	defer v.leaderMu.Unlock()
+	if v.suspects == nil {
+		v.suspects = make(map[string]time.Time)
+	}
+	v.suspects[addr] = time.Now().Add(suspectFor)
 }
 
 func (v *Volume) leader(sub int) string {

@@ -37,7 +37,8 @@ type Volume struct {
 	conns connPool
 
 	leaderMu sync.Mutex
-	leaders  map[int]string // subvolume -> last known leader brick address
+	leaders  map[int]string       // subvolume -> last known leader brick address
+	suspects map[string]time.Time // brick address -> end of its time out of the rotation (route.go)
 
 	openMu sync.Mutex
 	open   map[layout.ID]*openInode // files with open handles
