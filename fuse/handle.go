@@ -55,7 +55,9 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	mctx, cancel := h.fsys.mutation(ctx)
 	defer cancel()
-	return toErrno(h.f.Flush(mctx))
+	err := h.f.Flush(mctx)
+	h.releaseLocks(ctx, mctx)
+	return toErrno(err)
 }
 
 // Fsync commits buffered writes.
@@ -73,6 +75,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	if err := h.f.Release(mctx); err != nil {
 		h.fsys.logger.Warn("release: buffered data lost", "id", h.f.Node().ID, "err", err)
 	}
+	h.releaseLocks(ctx, mctx)
 	return 0
 }
 

@@ -116,7 +116,7 @@ func Mount(dir string, vol *client.Volume, opts Options) (*MountPoint, error) {
 		Logger:          logLogger,
 		RootStableAttr:  &fs.StableAttr{Ino: 1},
 	}
-	server, err := fs.Mount(dir, root, fo)
+	server, err := mountWithLocks(dir, root, fo, f)
 	if err != nil {
 		return nil, fmt.Errorf("fuse: mount %s on %s: %w", opts.FsName, dir, err)
 	}
@@ -145,6 +145,7 @@ type fsys struct {
 	opts            Options
 	logger          *slog.Logger
 	mutationTimeout time.Duration
+	owners          *lockOwners // lock owners of FLUSH and RELEASE (locks.go)
 }
 
 // interruptGrace is how long a read-only request keeps running after a
