@@ -74,6 +74,9 @@ type Config struct {
 	// LockLease is how long a client's lock session keeps its locks
 	// without a renewal (see locks.go). Default DefaultLockLease (10 s).
 	LockLease time.Duration
+	// ServerOptions are added to the brick's gRPC server (the metrics
+	// interceptors of the hosting process). Default: none.
+	ServerOptions []grpc.ServerOption
 }
 
 // Brick is a running brick.
@@ -160,7 +163,7 @@ func Start(cfg Config) (b *Brick, err error) {
 	b.locks = startLockLeases(b, cfg.LockLease)
 	b.scrub = newScrubber(b.store, b.repairChunk, filepath.Join(cfg.Path, MetaDir), cfg.Logger)
 	b.scrub.start(b.stop)
-	b.srv = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage))
+	b.srv = grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage)}, cfg.ServerOptions...)...)
 	dfspb.RegisterBrickServiceServer(b.srv, &service{b: b})
 	dfspb.RegisterBrickMaintenanceServer(b.srv, &maintService{b: b})
 	go func() {
@@ -202,6 +205,10 @@ func (b *Brick) Role() (role, leader string) {
 	_, leader = b.group.Leader()
 	return b.group.Stats()["state"], leader
 }
+
+// RaftStats is hashicorp/raft's Stats of the brick's group: state,
+// term, last_log_index, commit_index, applied_index and more, as strings.
+func (b *Brick) RaftStats() map[string]string { return b.group.Stats() }
 
 // MinReserve is the space a brick keeps free whatever storage.reserve
 // says: room for the chunk writes in flight, which the Raft log and the
