@@ -74,6 +74,8 @@ type openInode struct {
 	// writes were buffered: it rides on the next commit (then), so that
 	// cp -a's data, times, owner and mode cost one Raft round.
 	pending *dfspb.SetAttrCmd
+	// ra is the read-ahead cache of committed chunk data (readahead.go).
+	ra readAhead
 }
 
 // Open opens the regular file n. flags are open(2) flags: O_WRONLY or
@@ -139,6 +141,7 @@ func (v *Volume) acquire(n Node, attr *dfspb.Attr) *openInode {
 	st.mu.Lock()
 	st.adopt(attr)
 	st.mu.Unlock()
+	st.ra.invalidate() // close-to-open: read what is committed now
 	return st
 }
 
@@ -310,6 +313,9 @@ func (st *openInode) adopt(a *dfspb.Attr) {
 	if a == nil || a.Version < st.version {
 		return
 	}
+	if a.Version > st.version {
+		st.ra.invalidate() // committed data may have changed
+	}
 	st.version, st.attr = a.Version, a
 	st.remoteSize, st.remoteChunked = a.Size, a.Chunked
 	if st.idle() {
@@ -470,6 +476,7 @@ func (st *openInode) truncate(ctx context.Context, size uint64) (*dfspb.Attr, er
 // dropAfter drops dirty data at and past file offset size. Callers hold
 // mu and have waited for chunk writes in flight.
 func (st *openInode) dropAfter(size uint64) {
+	st.ra.invalidate()
 	for idx, b := range st.dirty {
 		start := idx * ChunkSize
 		switch {

@@ -58,6 +58,7 @@ func (st *openInode) write(ctx context.Context, p []byte, off int64) (int, error
 	}
 	st.uncommitted = true
 	st.removed = false
+	st.ra.invalidate()
 	if st.chunked {
 		st.pump(false)
 	}
@@ -118,6 +119,9 @@ func (st *openInode) writeBack(idx uint64, b *chunkBuf) {
 	err := st.v.writeChunk(st.v.bg, st.node.ID, idx, b)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	// Chunk data fetched ahead while this write was under way may predate
+	// it; the buffer that overlaid it is going.
+	st.ra.invalidate()
 	delete(st.inflight, idx)
 	st.running--
 	st.buffered -= cap(b.data)
@@ -298,7 +302,7 @@ func (st *openInode) readOnce(ctx context.Context, p []byte, off int64) (int, er
 	if !covered {
 		var err error
 		if chunked {
-			err = st.v.readChunks(ctx, st.node.ID, want, uint64(off))
+			err = st.readChunked(ctx, want, uint64(off), size)
 		} else {
 			err = st.v.readInlineInto(ctx, st.node, want, uint64(off))
 			if errors.Is(err, ErrInvalid) {

@@ -1,0 +1,149 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/dfsproject/dfs/proto/dfspb"
+)
+
+// Read-ahead of chunked files. The kernel asks for at most MaxReadAhead
+// (1 MiB) at a time and keeps one or two such requests outstanding, so a
+// sequential reader waits a round trip per request. Once reads of a file
+// follow each other, the client fetches whole chunks ahead of them, up to
+// raWindow chunks, in parallel; chunks are striped over the subvolumes,
+// so the fetches spread over every replica set.
+//
+// The cache belongs to the file's shared open state and holds committed
+// data only: buffered writes of this client overlay it as they overlay any
+// read, and any change to the file's data here, any newer attributes seen
+// (another client committed), and every new open (close-to-open) drop it.
+const (
+	// raStart is how many sequential reads start the read-ahead.
+	raStart = 2
+	// raWindow is the most chunks fetched ahead of the reader.
+	raWindow = 8
+)
+
+// readAhead is an openInode's read-ahead state.
+type readAhead struct {
+	mu     sync.Mutex
+	next   uint64 // where a sequential read continues
+	seq    int    // sequential reads in a row
+	chunks map[uint64]*raChunk
+}
+
+// raChunk is one chunk fetched ahead: data is valid once done is closed
+// and err is nil; shorter than ChunkSize at the end of the data, nil for
+// a hole.
+type raChunk struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// invalidate drops everything fetched or being fetched.
+func (ra *readAhead) invalidate() {
+	ra.mu.Lock()
+	ra.chunks = nil
+	ra.seq = 0
+	ra.mu.Unlock()
+}
+
+// readChunked fills p with committed data at off of the chunked file
+// whose size is size (as the reader saw it), through the read-ahead cache
+// when reads are sequential.
+func (st *openInode) readChunked(ctx context.Context, p []byte, off, size uint64) error {
+	ra := &st.ra
+	first, last := off/ChunkSize, (off+uint64(len(p))-1)/ChunkSize
+	ra.mu.Lock()
+	if off == ra.next {
+		ra.seq++
+	} else {
+		ra.seq, ra.chunks = 0, nil
+	}
+	ra.next = off + uint64(len(p))
+	if ra.seq < raStart {
+		ra.mu.Unlock()
+		return st.v.readChunks(ctx, st.node.ID, p, off)
+	}
+	// Keep the chunks from first on, fetch up to raWindow past last.
+	for idx := range ra.chunks {
+		if idx < first {
+			delete(ra.chunks, idx)
+		}
+	}
+	if ra.chunks == nil {
+		ra.chunks = make(map[uint64]*raChunk)
+	}
+	ahead := min(raWindow, 1<<min(ra.seq-raStart, 3))
+	end := (size + ChunkSize - 1) / ChunkSize // chunks in the file
+	want := make([]*raChunk, 0, last-first+1)
+	for idx := first; idx <= last+uint64(ahead) && idx < end; idx++ {
+		c := ra.chunks[idx]
+		if c == nil {
+			c = &raChunk{done: make(chan struct{})}
+			ra.chunks[idx] = c
+			go st.fetchChunk(idx, c)
+		}
+		if idx <= last {
+			want = append(want, c)
+		}
+	}
+	ra.mu.Unlock()
+
+	if uint64(len(want)) != last-first+1 {
+		// Past the end of the file as seen: read directly.
+		return st.v.readChunks(ctx, st.node.ID, p, off)
+	}
+	for i, c := range want {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctxError(ctx, "read")
+		}
+		if c.err != nil {
+			ra.invalidate()
+			return st.v.readChunks(ctx, st.node.ID, p, off)
+		}
+		idx := first + uint64(i)
+		lo := max(off, idx*ChunkSize)
+		hi := min(off+uint64(len(p)), (idx+1)*ChunkSize)
+		dst := p[lo-off : hi-off]
+		coff := lo - idx*ChunkSize
+		var n int
+		if coff < uint64(len(c.data)) {
+			n = copy(dst, c.data[coff:])
+		}
+		clear(dst[n:])
+	}
+	return nil
+}
+
+// fetchChunk reads chunk idx whole into c, in the background.
+func (st *openInode) fetchChunk(idx uint64, c *raChunk) {
+	defer close(c.done)
+	v, file := st.v, st.node.ID
+	var res *dfspb.ReadResponse
+	_, err := v.call(v.bg, v.subOfChunk(file, idx), "read ahead", func(ctx context.Context, cl dfspb.BrickServiceClient, o callOpts) error {
+		r, err := cl.ReadChunk(ctx, &dfspb.ReadChunkRequest{File: file[:], Index: idx, Offset: 0, Length: ChunkSize}, o...)
+		res = r
+		return err
+	})
+	if err == nil {
+		err = codeError(res.GetCode(), res.GetMessage())
+		if errors.Is(err, ErrNotFound) {
+			return // a hole
+		}
+		if err != nil {
+			err = fmt.Errorf("read chunk %d: %w", idx, err)
+		}
+	}
+	if err != nil {
+		c.err = err
+		return
+	}
+	c.data = res.GetData()
+}

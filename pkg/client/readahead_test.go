@@ -1,0 +1,129 @@
+package client_test
+
+import (
+	"bytes"
+	"io"
+	"syscall"
+	"testing"
+
+	"github.com/dfsproject/dfs/pkg/client"
+	"github.com/dfsproject/dfs/pkg/client/clienttest"
+)
+
+// calls counts the RPCs every brick of the fake volume served.
+func (e *env) calls() int64 {
+	var n int64
+	for _, sv := range e.c.Subvolumes {
+		for _, b := range sv.Bricks {
+			n += b.Calls()
+		}
+	}
+	return n
+}
+
+// readSeq reads f from off to its end in pieces of step bytes.
+func readSeq(e *env, f *client.File, off, step int) []byte {
+	e.t.Helper()
+	var out []byte
+	buf := make([]byte, step)
+	for {
+		n, err := f.ReadAt(e.ctx, buf, int64(off))
+		out = append(out, buf[:n]...)
+		off += n
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			e.t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+}
+
+// TestReadAheadSequential: a sequential reader in 128 KiB pieces gets the
+// right bytes (a hole and a short last chunk included) with about one
+// RPC per chunk, not one per read.
+func TestReadAheadSequential(t *testing.T) {
+	e := newEnv(t, clienttest.Options{Subvolumes: 2})
+	size := 12*client.ChunkSize + 1000
+	data := randBytes(7, size)
+	clear(data[5*client.ChunkSize : 6*client.ChunkSize+100]) // holes read as zeros
+	n := e.writeFile(e.v, e.v.Root(), "big", nil)
+	w, err := e.v.Open(e.ctx, n, syscall.O_WRONLY)
+	mustOK(t, "open", err)
+	for _, part := range [][2]int{{0, 5 * client.ChunkSize}, {6*client.ChunkSize + 100, size}} {
+		if _, err := w.WriteAt(e.ctx, data[part[0]:part[1]], int64(part[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustOK(t, "close", w.Release(e.ctx))
+
+	other := e.open()
+	f, err := other.Open(e.ctx, n, syscall.O_RDONLY)
+	mustOK(t, "open", err)
+	defer f.Release(e.ctx)
+	before := e.calls()
+	got := readSeq(e, f, 0, 128<<10)
+	rpcs := e.calls() - before
+	if !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, want %d; first difference at %d", len(got), len(data), firstDiff(got, data))
+	}
+	// 97 reads; 13 chunks (one a hole) and the first reads before the
+	// read-ahead starts.
+	if rpcs > 20 {
+		t.Fatalf("%d RPCs for a sequential read of 13 chunks in 97 pieces; read-ahead should need about 13", rpcs)
+	}
+	t.Logf("%d RPCs for 97 sequential reads of 128 KiB", rpcs)
+}
+
+// TestReadAheadSeesWrites: data fetched ahead never hides a write of the
+// same client, whether still buffered or already written back, nor a
+// truncate.
+func TestReadAheadSeesWrites(t *testing.T) {
+	e := newEnv(t, clienttest.Options{})
+	size := 8 * client.ChunkSize
+	data := randBytes(8, size)
+	n := e.writeFile(e.v, e.v.Root(), "f", data)
+	f, err := e.v.Open(e.ctx, n, syscall.O_RDWR)
+	mustOK(t, "open", err)
+	defer f.Release(e.ctx)
+	step := 128 << 10
+	buf := make([]byte, step)
+	off := 0
+	read := func() {
+		t.Helper()
+		k, err := f.ReadAt(e.ctx, buf, int64(off))
+		if err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf[:k], data[off:off+k]) {
+			t.Fatalf("read at %d: differs from what was written at %d", off, off+firstDiff(buf[:k], data[off:off+k]))
+		}
+		off += k
+	}
+	for range 12 { // well into read-ahead, chunks 1..5 fetched
+		read()
+	}
+	// A buffered write ahead of the reader.
+	at := 3*client.ChunkSize + 4242
+	copy(data[at:], "buffered write")
+	if _, err := f.WriteAt(e.ctx, []byte("buffered write"), int64(at)); err != nil {
+		t.Fatal(err)
+	}
+	// A write that is written back (flushed) before the reader gets there.
+	at2 := 4*client.ChunkSize + 99
+	copy(data[at2:], "flushed write")
+	if _, err := f.WriteAt(e.ctx, []byte("flushed write"), int64(at2)); err != nil {
+		t.Fatal(err)
+	}
+	mustOK(t, "flush", f.Flush(e.ctx))
+	for off < 6*client.ChunkSize {
+		read()
+	}
+	// Truncate and grow: the old bytes past the cut read as zeros.
+	mustOK(t, "truncate", f.Truncate(e.ctx, uint64(7*client.ChunkSize)))
+	mustOK(t, "truncate", f.Truncate(e.ctx, uint64(size)))
+	clear(data[7*client.ChunkSize:])
+	for off < size {
+		read()
+	}
+}
