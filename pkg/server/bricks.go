@@ -84,6 +84,7 @@ func (h *brickHost) reconcile(st *volume.State) {
 				ReservePercent: reserve,
 				Logger:         h.s.cfg.Logger.With("volume", v.Name, "brick", b.Path),
 				NoSync:         h.s.cfg.NoSync,
+				ServerOptions:  h.s.cfg.Metrics.ServerOptions(),
 			})
 			if hb.err != nil {
 				h.s.cfg.Logger.Error("brick failed to start", "volume", v.Name, "brick", b.Path, "err", hb.err)

@@ -14,6 +14,7 @@
 //   - a heartbeat that reports those bricks to the leader each second.
 //     The leader's tracker turns heartbeats into the online/offline
 //     column of `volume status`.
+//   - /metrics and /debug/pprof/ over HTTP on the same port (metrics.go).
 //
 // Domain errors become gRPC status codes in one place (errors.go).
 // Start returns once the server is serving; Close stops everything. All
@@ -27,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -36,6 +38,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/dfsproject/dfs/pkg/metrics"
 	"github.com/dfsproject/dfs/pkg/mux"
 	"github.com/dfsproject/dfs/proto/dfspb"
 	"github.com/dfsproject/dfs/volume"
@@ -66,6 +69,9 @@ type Config struct {
 	// NoSync skips fsync of Raft logs; only for tests that measure nothing
 	// about durability.
 	NoSync bool
+	// Metrics receives the metrics of the server and its bricks, and is
+	// served on the server's port. Default: a registry of its own.
+	Metrics *metrics.Registry
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -102,6 +108,8 @@ type Server struct {
 	mgr     *volume.Manager
 	tracker *tracker
 	bricks  *brickHost
+	http    *http.Server
+	gauges  *metrics.GaugeSet
 
 	connsMu sync.Mutex
 	conns   map[string]*grpc.ClientConn
@@ -130,6 +138,9 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -148,7 +159,7 @@ func Start(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		id:      id,
 		ln:      ln,
-		grpc:    grpc.NewServer(),
+		grpc:    grpc.NewServer(cfg.Metrics.ServerOptions()...),
 		tracker: newTracker(3 * cfg.HeartbeatInterval),
 		conns:   map[string]*grpc.ClientConn{},
 		stop:    make(chan struct{}),
@@ -180,6 +191,17 @@ func Start(cfg Config) (*Server, error) {
 			cfg.Logger.Error("grpc server stopped", "err", err)
 		}
 	}()
+	if s.gauges, err = cfg.Metrics.RegisterGauges(gauges, s.readGauges); err != nil {
+		cfg.Logger.Warn("server gauges not reported (another server shares the registry)", "err", err)
+	}
+	s.http = cfg.Metrics.HTTPServer()
+	s.serve.Add(1)
+	go func() {
+		defer s.serve.Done()
+		if err := s.http.Serve(ln.HTTP()); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, mux.ErrClosed) {
+			cfg.Logger.Error("metrics server stopped", "err", err)
+		}
+	}()
 	s.loops.Add(2)
 	go func() { defer s.loops.Done(); s.heartbeatLoop() }()
 	go func() { defer s.loops.Done(); s.bricks.run(s.stop) }()
@@ -196,6 +218,10 @@ func (s *Server) Address() string { return s.cfg.Listen }
 // Close stops the bricks, hands over manager leadership if held, and stops
 // serving.
 func (s *Server) Close() error {
+	s.http.Close()
+	if s.gauges != nil {
+		s.gauges.Unregister()
+	}
 	close(s.stop)
 	s.loops.Wait()
 	s.bricks.closeAll()
