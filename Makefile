@@ -41,6 +41,12 @@ test-integration: build
 
 test: lint test-unit test-integration
 
+# fsx runs the long randomized differential exerciser of the FUSE mount
+# (fuse/fsx_test.go); e.g. make fsx FSXFLAGS='-fsx.seed=N -fsx.ops=M'.
+.PHONY: fsx
+fsx:
+	$(GO) test -count=1 -timeout 0 -v -run 'TestFsx$$' ./fuse/ -fsx.long $(FSXFLAGS)
+
 proto:
 	@command -v protoc >/dev/null || (apt-get update -qq && apt-get install -y -qq protobuf-compiler)
 	@command -v protoc-gen-go >/dev/null || $(GO) install $(PROTOC_GEN_GO)
