@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // DefaultPort is the dfs server port used for a Servers entry without one.
@@ -69,6 +71,10 @@ type Config struct {
 	// FlushParallelism is how many chunk writes of one file may be in
 	// flight at once. Default: 8.
 	FlushParallelism int
+	// DialOptions are added to every gRPC connection the client makes,
+	// before its own (which win where they conflict): the metrics
+	// interceptors of `dfs mount -o debug-addr=`, for one. Default: none.
+	DialOptions []grpc.DialOption
 }
 
 // DefaultConfig returns a Config with every field at its default; Servers
