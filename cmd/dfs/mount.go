@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/dfsproject/dfs/fuse"
 	"github.com/dfsproject/dfs/pkg/client"
+	"github.com/dfsproject/dfs/pkg/metrics"
 )
 
 const mountUsage = `dfs mount [-f] [-o OPTIONS] HOST[,HOST...]:/VOLUME DIR
@@ -45,7 +47,9 @@ the same command through /sbin/mount.dfs (installed by make install):
                            (default /var/log/dfs/mnt-<DIR with - for />.log)
   -o log-level=LEVEL       DEBUG, INFO, WARNING or ERROR (default INFO)
   -o attribute-timeout=S   seconds the kernel caches attributes (default 1)
-  -o entry-timeout=S       seconds the kernel caches names (default 1)`
+  -o entry-timeout=S       seconds the kernel caches names (default 1)
+  -o debug-addr=HOST:PORT  serve /metrics (Prometheus) and /debug/pprof/
+                           (Go profiles) there, e.g. 127.0.0.1:6060`
 
 // notifyEnv names the inherited pipe on which the daemon reports "ok" or
 // an error message to the command that started it.
@@ -158,6 +162,18 @@ func serveMount(ctx context.Context, c *cli, a mountArgs) (err error) {
 	ccfg.Servers = a.servers
 	ccfg.Volume = a.volume
 	ccfg.Logger = logger
+	if a.debugAddr != "" {
+		reg := metrics.New()
+		ccfg.DialOptions = reg.DialOptions()
+		ln, err := net.Listen("tcp", a.debugAddr)
+		if err != nil {
+			return fmt.Errorf("debug-addr: %w", err)
+		}
+		srv := reg.HTTPServer()
+		go srv.Serve(ln)
+		defer srv.Close()
+		logger.Info("serving /metrics and /debug/pprof/", "address", ln.Addr().String())
+	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	vol, err := client.Open(octx, ccfg)
 	cancel()

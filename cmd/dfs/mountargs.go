@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ type mountArgs struct {
 	logLevel     slog.Level
 	attrTimeout  time.Duration
 	entryTimeout time.Duration
+	debugAddr    string // HOST:PORT serving /metrics and /debug/pprof/
 }
 
 // ignoredMountOptions are mount(8)'s generic options, passed through to
@@ -140,8 +142,14 @@ func (a *mountArgs) option(o string) error {
 		} else {
 			a.entryTimeout = d
 		}
+	case key == "debug-addr" && hasVal:
+		host, port, err := net.SplitHostPort(val)
+		if p, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil || p == 0 {
+			return usagef("debug-addr must be HOST:PORT to serve metrics and profiles on (e.g. 127.0.0.1:6060), not '%s'", val)
+		}
+		a.debugAddr = val
 	default:
-		return usagef("unknown mount option '%s' (known: ro, backup-volfile-servers=H2:H3, log-file=, log-level=, attribute-timeout=, entry-timeout=)", o)
+		return usagef("unknown mount option '%s' (known: ro, backup-volfile-servers=H2:H3, log-file=, log-level=, attribute-timeout=, entry-timeout=, debug-addr=)", o)
 	}
 	return nil
 }
@@ -167,6 +175,9 @@ func (a mountArgs) argv() []string {
 	}
 	if a.logFile != "" {
 		opts = append(opts, "log-file="+a.logFile)
+	}
+	if a.debugAddr != "" {
+		opts = append(opts, "debug-addr="+a.debugAddr)
 	}
 	opts = append(opts, "log-level="+strings.ToUpper(a.logLevel.String()))
 	opts = append(opts, fmt.Sprintf("attribute-timeout=%g", a.attrTimeout.Seconds()), fmt.Sprintf("entry-timeout=%g", a.entryTimeout.Seconds()))

@@ -38,6 +38,12 @@ func TestParseMount(t *testing.T) {
 		{name: "unknown option", args: []string{"-o", "bogus", "h1:/gv0", "/mnt/x"}, wantErr: "unknown mount option 'bogus'"},
 		{name: "bad timeout", args: []string{"-o", "entry-timeout=-1", "h1:/gv0", "/mnt/x"}, wantErr: "entry-timeout"},
 		{name: "bad level", args: []string{"-o", "log-level=LOUD", "h1:/gv0", "/mnt/x"}, wantErr: "log-level"},
+		{name: "debug address", args: []string{"-o", "debug-addr=127.0.0.1:6060", "h1:/gv0", "/mnt/x"}, want: func(a *mountArgs) {
+			a.debugAddr = "127.0.0.1:6060"
+		}},
+		{name: "debug address without host", args: []string{"-o", "debug-addr=:6060", "h1:/gv0", "/mnt/x"}, wantErr: "debug-addr must be HOST:PORT"},
+		{name: "debug address without port", args: []string{"-o", "debug-addr=localhost", "h1:/gv0", "/mnt/x"}, wantErr: "debug-addr must be HOST:PORT"},
+		{name: "debug address bad port", args: []string{"-o", "debug-addr=localhost:http", "h1:/gv0", "/mnt/x"}, wantErr: "debug-addr must be HOST:PORT"},
 		{name: "unknown flag", args: []string{"-x", "h1:/gv0", "/mnt/x"}, wantErr: "unknown option '-x'"},
 	}
 	for _, tc := range cases {
@@ -63,7 +69,7 @@ func TestParseMount(t *testing.T) {
 
 // The daemon's arguments parse back to the same mount.
 func TestMountArgvRoundTrip(t *testing.T) {
-	a, err := parseMount([]string{"-o", "ro,backup-volfile-servers=h2:h3,attribute-timeout=3", "h1:7000:/gv0", "/mnt/x"}, false)
+	a, err := parseMount([]string{"-o", "ro,backup-volfile-servers=h2:h3,attribute-timeout=3,debug-addr=[::1]:6060", "h1:7000:/gv0", "/mnt/x"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
