@@ -340,6 +340,8 @@ func (v *Volume) subvolumes() int { return v.topo.Load().layout.Subvolumes }
 
 // connPool holds one gRPC connection per address, shared by every caller.
 type connPool struct {
+	// opts come before the pool's own dial options (Config.DialOptions).
+	opts   []grpc.DialOption
 	mu     sync.Mutex
 	conns  map[string]*grpc.ClientConn
 	closed bool
@@ -354,7 +356,7 @@ func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 	if c, ok := p.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr,
+	c, err := grpc.NewClient(addr, append(slices.Clip(p.opts),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)),
 		// Reconnect quickly to a brick that comes back: failover is
@@ -363,7 +365,7 @@ func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: 2 * time.Second,
 		}),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}

@@ -80,6 +80,7 @@ func Open(ctx context.Context, cfg Config) (*Volume, error) {
 		leaders: make(map[int]string),
 		open:    make(map[layout.ID]*openInode),
 	}
+	v.conns.opts = cfg.DialOptions
 	lay, err := v.fetchLayout(ctx)
 	if err == nil {
 		var top *topology
