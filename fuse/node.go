@@ -3,6 +3,7 @@ package fuse
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -390,9 +391,31 @@ func unsupportedXattr(name string) bool {
 	return false
 }
 
+// xattrName checks an attribute's name as Linux does before asking a file
+// system: the namespaces a local file system keeps (user, trusted,
+// security; system only for the ACLs of unsupportedXattr) and a name
+// after the prefix. Others are EOPNOTSUPP, an empty name EINVAL.
+func xattrName(name string) syscall.Errno {
+	for _, ns := range []string{"user.", "trusted.", "security."} {
+		if strings.HasPrefix(name, ns) {
+			if len(name) == len(ns) {
+				return syscall.EINVAL
+			}
+			return 0
+		}
+	}
+	if unsupportedXattr(name) {
+		return 0
+	}
+	return syscall.EOPNOTSUPP
+}
+
 // Getxattr reads an extended attribute; with a too small dest it returns
 // the size and ERANGE (the bridge turns that into the size query's answer).
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if errno := xattrName(attr); errno != 0 {
+		return 0, errno
+	}
 	if unsupportedXattr(attr) {
 		return 0, syscall.ENODATA
 	}
@@ -410,6 +433,9 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 // Setxattr sets an extended attribute (flags XATTR_CREATE, XATTR_REPLACE).
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if errno := xattrName(attr); errno != 0 {
+		return errno
+	}
 	if unsupportedXattr(attr) {
 		return syscall.EOPNOTSUPP
 	}
@@ -448,6 +474,9 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 
 // Removexattr removes an extended attribute.
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if errno := xattrName(attr); errno != 0 {
+		return errno
+	}
 	mctx, cancel := n.fsys.mutation(ctx)
 	defer cancel()
 	return toErrno(n.fsys.vol.RemoveXattr(mctx, n.cn, attr))
