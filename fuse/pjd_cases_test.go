@@ -296,5 +296,99 @@ func pjdCases() []pjdCase {
 		sUtimens("nope", t1, t2, 0), sUtimens("f/x", t1, t2, 0), sUtimens(n256, t1, t2, 0), sUtimens("a", t1, t2, 0), sUtimens("s/f", t1, t2, 0))
 	add("utimens_dir_fifo", cat(myDir("d"), ss(sMkfifo("p", 0o644), sMine("p"))), sUtimens("d", t1, t2, 0), sUtimens("p", t2, t1, 0))
 	add("utimens_ctime", cat(myFile("f"), ss(set("f"))), sStamp("f"), sUtimens("f", t1, t2, 0), sChanged("f"))
+
+	// Descriptors held open across other calls (files removed while
+	// open, attribute changes with writes still buffered).
+	add("held_unlink", myFile("f"), sHolding("f", oRW, "XY", sUnlink("f"), sStat("f")))
+	add("held_rename_over", cat(myFile("f"), sFile("g", 0o644, "other")), sHolding("g", oRD, "", sRename("f", "g")))
+	add("held_rename_over_cross", cat(myDir("a"), myDir("b"), myFile("a/f"), myFile("b/g"), ss(sWrite("b/g", oWR|oAppend, " b"))),
+		sHolding("b/g", oRD, "", sRename("a/f", "b/g"), sRead("b/g")))
+	add("held_write_utimens", myFile("f"), sWriteHolding("f", oWR, "new data", sUtimens("f", t1, t2, 0)))
+	add("held_utimens_write", myFile("f"), sHolding("f", oWR, "new data", sUtimens("f", t1, t2, 0)))
+	add("held_write_chmod", myFile("f"), sWriteHolding("f", oWR, "data", sChmod("f", 0o600), sStat("f")))
+	add("held_write_chown", myFile("f"), sWriteHolding("f", oWR, "data", sChown("f", -1, pjdSuppGroup)))
+	add("held_write_truncate", myFile("f"), sWriteHolding("f", oRW, "0123456789", sTruncate("f", 3), sRead("f")))
+	add("held_write_rename_cross", cat(myDir("a"), myFile("f")), sWriteHolding("f", oWR, "data", sRename("f", "a/g"), sRead("a/g")))
+	add("held_write_link", cat(myDir("a"), myFile("f")), sWriteHolding("f", oWR, "data", sLink("f", "a/h"), sStat("a/h")))
+	add("held_create_like_cp", myDir("a"), sHolding("a/n", oCreat|oExcl|oWR, "", sWrite("a/n", oWR, "content"), sChmod("a/n", 0o751), sUtimens("a/n", t1, t2, 0)))
+	add("held_write_kills_suid", cat(myFile("f"), ss(sChmod("f", 0o6777))), sHolding("f", oWR, "x", sStat("f")))
+	add("held_two_writers", myFile("f"), sHolding("f", oWR, "AB", sWrite("f", oWR|oAppend, "-appended"), sWrite("f", oWR, "z")))
+
+	// Enough directories that pairs of them lie on different subvolumes.
+	var dirs []pjdStep
+	for i := range 6 {
+		dirs = append(dirs, myDir(fmt.Sprintf("a%d", i))...)
+	}
+	chainSteps := func(mk func(i int) pjdStep) []pjdStep {
+		var out []pjdStep
+		for i := range 5 {
+			out = append(out, mk(i))
+		}
+		return out
+	}
+	var eachFile, eachDir, eachSub []pjdStep
+	for i := range 6 {
+		eachFile = append(eachFile, sFile(fmt.Sprintf("a%d/f", i), 0o644, fmt.Sprintf("file %d", i))...)
+		eachFile = append(eachFile, sMine(fmt.Sprintf("a%d/f", i)))
+		eachDir = append(eachDir, myDir(fmt.Sprintf("a%d/d", i))...)
+		eachSub = append(eachSub, myDir(fmt.Sprintf("a%d/d", i))...)
+		eachSub = append(eachSub, myFile(fmt.Sprintf("a%d/d/x", i))...)
+	}
+	add("cross_rename_chain", cat(dirs, myFile("a0/g")), chainSteps(func(i int) pjdStep {
+		return sRename(fmt.Sprintf("a%d/g", i), fmt.Sprintf("a%d/g", i+1))
+	})...)
+	add("cross_rename_over", cat(dirs, eachFile), chainSteps(func(i int) pjdStep {
+		return sRename(fmt.Sprintf("a%d/f", i), fmt.Sprintf("a%d/f", i+1))
+	})...)
+	add("cross_rename_dir", cat(dirs, myDir("a0/m"), myFile("a0/m/x")), chainSteps(func(i int) pjdStep {
+		return sRename(fmt.Sprintf("a%d/m", i), fmt.Sprintf("a%d/m", i+1))
+	})...)
+	add("cross_rename_dir_over_empty", cat(dirs, eachDir, myFile("a0/d/x")), chainSteps(func(i int) pjdStep {
+		return sRename(fmt.Sprintf("a%d/d", i), fmt.Sprintf("a%d/d", i+1))
+	})...)
+	add("cross_rename_dir_notempty", cat(dirs, eachSub), chainSteps(func(i int) pjdStep {
+		return sRename(fmt.Sprintf("a%d/d", i), fmt.Sprintf("a%d/d", i+1))
+	})...)
+	add("cross_rename_subdir_up", cat(dirs, eachSub), chainSteps(func(i int) pjdStep {
+		return sRename(fmt.Sprintf("a%d/d", i+1), fmt.Sprintf("a%d/d/up", i))
+	})...)
+	add("cross_link", cat(dirs, myFile("a0/g")), append(chainSteps(func(i int) pjdStep {
+		return sLink("a0/g", fmt.Sprintf("a%d/l", i+1))
+	}), sUnlink("a0/g"), sUnlink("a3/l"))...)
+	add("cross_rmdir", cat(dirs, eachSub), append(chainSteps(func(i int) pjdStep {
+		return sRmdir(fmt.Sprintf("a%d/d", i))
+	}), chainSteps(func(i int) pjdStep { return sUnlink(fmt.Sprintf("a%d/d/x", i)) })...)...)
+	add("cross_rmdir_empty", cat(dirs, eachDir), append(chainSteps(func(i int) pjdStep {
+		return sRmdir(fmt.Sprintf("a%d/d", i))
+	}), chainSteps(func(i int) pjdStep { return sRmdir(fmt.Sprintf("a%d", i)) })...)...)
+	add("cross_held_rename_over", cat(dirs, eachFile), chainSteps(func(i int) pjdStep {
+		return sHolding(fmt.Sprintf("a%d/f", i+1), oRD, "", sRename(fmt.Sprintf("a%d/f", i), fmt.Sprintf("a%d/f", i+1)))
+	})...)
+	add("cross_rename_hardlink_over", cat(dirs, myFile("a0/g")), append(chainSteps(func(i int) pjdStep {
+		return sLink("a0/g", fmt.Sprintf("a%d/g", i+1))
+	}), sRename("a0/g", "a5/g"), sRename("a1/g", "a2/g"), sRename("a3/g", "a4/g"))...)
+
+	// mknod
+	add("mknod_types", nil, sMknod("s", unix.S_IFSOCK|0o644, 0), sMknod("r", unix.S_IFREG|0o600, 0), sMknod("z", 0o640, 0),
+		sMknod("c", unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3))), sMknod("b", unix.S_IFBLK|0o600, int(unix.Mkdev(7, 0))))
+	add("mknod_errors", cat(myFile("f")), sMknod("f", unix.S_IFSOCK|0o644, 0), sMknod("f/s", unix.S_IFSOCK|0o644, 0),
+		sMknod(n256, unix.S_IFIFO|0o644, 0), sMknod("nodir/s", unix.S_IFSOCK|0o644, 0))
+
+	// extended attributes
+	add("xattr", myFile("f"), sSetxattr("f", "user.a", "1", 0), sGetxattr("f", "user.a", 64), sGetxattr("f", "user.b", 64),
+		sSetxattr("f", "user.a", "22", unix.XATTR_CREATE), sSetxattr("f", "user.b", "x", unix.XATTR_REPLACE),
+		sSetxattr("f", "user.a", "22", unix.XATTR_REPLACE), sGetxattr("f", "user.a", 0), sGetxattr("f", "user.a", 1),
+		sSetxattr("f", "user.b", "", 0), sGetxattr("f", "user.b", 8), sListxattr("f"), sRemovexattr("f", "user.a"),
+		sRemovexattr("f", "user.a"), sListxattr("f"))
+	add("xattr_perm", cat(sFile("f", 0o644, ""), sFile("g", 0o600, ""), ss(sSetxattr("g", "user.x", "v", 0))),
+		sSetxattr("f", "user.a", "1", 0), sGetxattr("g", "user.x", 64), sListxattr("g"), sRemovexattr("g", "user.x"))
+	add("xattr_dir_symlink", cat(myDir("d"), ss(sSymlink("d", "l"), sMine("l"), sMkfifo("p", 0o644), sMine("p"))),
+		sSetxattr("d", "user.a", "1", 0), sSetxattr("l", "user.a", "1", 0), sGetxattr("l", "user.a", 64),
+		sSetxattr("p", "user.a", "1", 0), sListxattr("d"))
+	add("xattr_trusted", myFile("f"), sSetxattr("f", "trusted.t", "1", 0), sGetxattr("f", "trusted.t", 64))
+	add("xattr_names", myFile("f"), sSetxattr("f", "user."+strings.Repeat("n", 250), "v", 0),
+		sSetxattr("f", "user."+strings.Repeat("n", 251), "v", 0), sSetxattr("f", "bogus.a", "v", 0), sGetxattr("f", "bogus.a", 8), sRemovexattr("f", "system.x"), sSetxattr("f", "user.", "v", 0), sSetxattr("f", "user.big", strings.Repeat("v", 3000), 0))
+	add("xattr_follow_links", cat(myDir("a"), myFile("f"), ss(sSetxattr("f", "user.k", "kept", 0))),
+		sLink("f", "a/g"), sRename("f", "a/h"), sGetxattr("a/g", "user.k", 64), sGetxattr("a/h", "user.k", 64))
 	return cs
 }

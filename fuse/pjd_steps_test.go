@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -238,4 +239,128 @@ func sChanged(p string) pjdStep {
 		old := c.stamps[p]
 		return fmt.Errorf("mtime changed %v, ctime changed %v", st.Mtim != old.Mtim, st.Ctim != old.Ctim)
 	})
+}
+
+// Steps that keep a descriptor open across other calls. Each returns a
+// text describing what it saw (compared like an errno).
+
+// fdSeen describes an open descriptor: fstat's link count and size and
+// the whole content as read through it.
+func fdSeen(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("fstat: %w", err)
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return fmt.Errorf("fcntl: %w", err)
+	}
+	if flags&unix.O_ACCMODE == unix.O_WRONLY {
+		return fmt.Errorf("fd: nlink=%d size=%d", st.Nlink, st.Size)
+	}
+	buf := make([]byte, st.Size+10)
+	n, err := unix.Pread(fd, buf, 0)
+	if err != nil {
+		return fmt.Errorf("pread: %w", err)
+	}
+	return fmt.Errorf("fd: nlink=%d size=%d content=%q", st.Nlink, st.Size, pjdShort(string(buf[:n])))
+}
+
+// sHolding opens p with flags, runs then (other steps, while the
+// descriptor is open; their results are part of the result), writes data
+// through the descriptor if any, describes it (fdSeen) and closes it.
+func sHolding(p string, flags int, data string, then ...pjdStep) pjdStep {
+	return holding(p, flags, "", data, then)
+}
+
+// sWriteHolding opens p with flags, writes data through the descriptor,
+// runs then while it is open (the data may still be buffered), describes
+// it and closes it.
+func sWriteHolding(p string, flags int, data string, then ...pjdStep) pjdStep {
+	return holding(p, flags, data, "", then)
+}
+
+func holding(p string, flags int, before, after string, then []pjdStep) pjdStep {
+	var descs []string
+	for _, s := range then {
+		descs = append(descs, s.desc)
+	}
+	desc := fmt.Sprintf("holding(%s,%#x,write %q: %s; write %q)", pjdShort(p), flags, pjdShort(before), strings.Join(descs, ", "), pjdShort(after))
+	return step(desc, func(c *pjdEnv) error {
+		fd, err := unix.Open(c.p(p), flags|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return err
+		}
+		var res []string
+		write := func(data string) {
+			if data == "" {
+				return
+			}
+			if _, err := unix.Write(fd, []byte(data)); err != nil {
+				res = append(res, "write: "+errnoName(err))
+			}
+		}
+		write(before)
+		for _, s := range then {
+			res = append(res, errnoName(s.run(c)))
+		}
+		write(after)
+		res = append(res, errnoName(fdSeen(fd)))
+		if err := unix.Close(fd); err != nil {
+			res = append(res, "close: "+errnoName(err))
+		}
+		return errors.New(strings.Join(res, "; "))
+	})
+}
+
+// sXattr sets name=value on p with flags (0, XATTR_CREATE,
+// XATTR_REPLACE).
+func sSetxattr(p, name, value string, flags int) pjdStep {
+	return step(fmt.Sprintf("setxattr(%s,%s,%q,%d)", pjdShort(p), name, value, flags), func(c *pjdEnv) error {
+		return unix.Lsetxattr(c.p(p), name, []byte(value), flags)
+	})
+}
+
+// sGetxattr reads name of p into a buffer of size bytes; the result
+// names the value.
+func sGetxattr(p, name string, size int) pjdStep {
+	return step(fmt.Sprintf("getxattr(%s,%s,%d)", pjdShort(p), name, size), func(c *pjdEnv) error {
+		buf := make([]byte, size)
+		n, err := unix.Lgetxattr(c.p(p), name, buf)
+		if err != nil {
+			return err
+		}
+		if size == 0 {
+			return fmt.Errorf("size %d", n)
+		}
+		return fmt.Errorf("value %q", buf[:n])
+	})
+}
+
+func sRemovexattr(p, name string) pjdStep {
+	return step(fmt.Sprintf("removexattr(%s,%s)", pjdShort(p), name), func(c *pjdEnv) error { return unix.Lremovexattr(c.p(p), name) })
+}
+
+// sListxattr lists p's user.* attributes (others differ between file
+// systems: security.selinux and the like).
+func sListxattr(p string) pjdStep {
+	return step(fmt.Sprintf("listxattr(%s)", pjdShort(p)), func(c *pjdEnv) error {
+		buf := make([]byte, 4096)
+		n, err := unix.Llistxattr(c.p(p), buf)
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, nm := range strings.Split(string(buf[:n]), "\x00") {
+			if strings.HasPrefix(nm, "user.") {
+				names = append(names, nm)
+			}
+		}
+		sort.Strings(names)
+		return fmt.Errorf("names %v", names)
+	})
+}
+
+func sMknod(p string, mode uint32, dev int) pjdStep {
+	return step(fmt.Sprintf("mknod(%s,%o,%d)", pjdShort(p), mode, dev), func(c *pjdEnv) error { return unix.Mknod(c.p(p), mode, dev) })
 }

@@ -186,6 +186,7 @@ func snapshot(dir string) (map[string]string, error) {
 		}
 		line := fmt.Sprintf("mode=%07o uid=%d gid=%d nlink=%d atime=%s mtime=%s",
 			st.Mode, st.Uid, st.Gid, st.Nlink, pjdTime(st.Atim), pjdTime(st.Mtim))
+		line += userXattrs(path)
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG:
 			data, err := os.ReadFile(path)
@@ -204,6 +205,33 @@ func snapshot(dir string) (map[string]string, error) {
 		return nil
 	})
 	return out, err
+}
+
+// userXattrs describes the user.* extended attributes of path.
+func userXattrs(path string) string {
+	buf := make([]byte, 64<<10)
+	n, err := unix.Llistxattr(path, buf)
+	if err != nil {
+		return " xattrs: " + errnoName(err)
+	}
+	var out []string
+	for _, name := range strings.Split(string(buf[:n]), "\x00") {
+		if !strings.HasPrefix(name, "user.") {
+			continue
+		}
+		v := make([]byte, 64<<10)
+		k, err := unix.Lgetxattr(path, name, v)
+		if err != nil {
+			out = append(out, name+":"+errnoName(err))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s=%q", pjdShort(name), pjdShort(string(v[:k]))))
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	sort.Strings(out)
+	return " xattrs{" + strings.Join(out, " ") + "}"
 }
 
 // pjdTime prints a time set explicitly by a case exactly; a time near the
