@@ -59,7 +59,7 @@ func TestBackgroundScrubRepairsFollower(t *testing.T) {
 		t.Fatalf("follower chunk after the scrub: %v", err)
 	}
 	p := rs.bricks[fi].ScrubProgress()
-	if p.Totals.Runs == 0 || p.Run == nil || p.Run.Files != 1 || p.Run.Chunks != 3 {
+	if p.Totals.Runs == 0 || p.Totals.Chunks != 3*p.Totals.Runs || p.Totals.Bytes != 3*300<<10*p.Totals.Runs || p.Run == nil {
 		t.Fatalf("progress after runs: %v", p)
 	}
 	// Runs go on by schedule: more runs, no new corruption.
@@ -77,9 +77,9 @@ func TestBackgroundScrubRepairsFollower(t *testing.T) {
 // closes.
 func TestScrubPauseResumeAndClose(t *testing.T) {
 	rs := newReplicaSet(t, 3)
-	rs.writeChunks(t, 4)
+	rs.writeChunks(t, 8)
 	b := rs.bricks[0]
-	// 64 KiB/s: four 300 KiB chunks take ~20 s.
+	// 64 KiB/s: eight 300 KiB chunks take over 20 s.
 	slow := ScrubConfig{Enabled: true, Interval: time.Hour, Rate: 64 << 10}
 	b.SetScrubConfig(slow)
 	if p := b.ScrubProgress(); p.State != "idle" || p.NextUnix == 0 {
@@ -106,7 +106,7 @@ func TestScrubPauseResumeAndClose(t *testing.T) {
 	chunks := b.ScrubProgress().Run.Chunks
 	b.SetScrubConfig(ScrubConfig{Enabled: true, Interval: time.Hour, Rate: 64 << 20})
 	eventually(t, func() error {
-		if p := b.ScrubProgress(); p.State != "idle" || p.Run.FinishedUnix == 0 || p.Run.Chunks != 4 {
+		if p := b.ScrubProgress(); p.State != "idle" || p.Run.FinishedUnix == 0 || p.Run.Chunks != 8 || p.Run.Files != 1 {
 			return fmt.Errorf("resumed run did not finish (paused at %d chunks): %v", chunks, p)
 		}
 		return nil
@@ -117,6 +117,12 @@ func TestScrubPauseResumeAndClose(t *testing.T) {
 	if err := b.scrub.startNow(); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, func() error {
+		if p := b.ScrubProgress(); p.State != "running" || p.Run.GetChunks() == 0 {
+			return fmt.Errorf("second run not under way: %v", p)
+		}
+		return nil
+	})
 	start := time.Now()
 	rs.stop(0)
 	if d := time.Since(start); d > 5*time.Second {
