@@ -22,7 +22,9 @@ import (
 // reads and writes, O_APPEND writes, reopens, reads through a second
 // descriptor and writes through a second client, on a few files of the
 // mount and on reference copies in a local directory. Every read is
-// compared, and the size after every operation. A failure prints the seed,
+// compared, and the size after every operation. Now and then a brick of
+// the fake volume fails calls or loses answers (the client retries). A
+// failure prints the seed,
 // the command that replays it and the last operations.
 //
 // make test runs a bounded run (1,500 operations or 25 s); make fsx a long
@@ -120,6 +122,9 @@ func TestFsx(t *testing.T) {
 		if limit > 0 && time.Since(start) > limit {
 			t.Logf("fsx: time limit reached after %d operations", x.op-1)
 			break
+		}
+		if x.r.IntN(20) == 0 {
+			counts[x.armFault()]++
 		}
 		f := x.files[x.r.IntN(len(x.files))]
 		name := x.step(f)
@@ -369,6 +374,23 @@ func (x *fsx) step(f *fsxFile) string {
 		x.writeOther(f, off, data, viaMount)
 		return "other write"
 	}
+}
+
+// armFault makes a brick of the fake volume fail its next few calls, or
+// apply its next few commands and lose the answers: the client retries,
+// and nothing of it may show.
+func (x *fsx) armFault() string {
+	sv := x.e.c.Subvolumes[x.r.IntN(len(x.e.c.Subvolumes))]
+	b := sv.Bricks[x.r.IntN(len(sv.Bricks))]
+	n := 1 + x.r.IntN(3)
+	if x.r.IntN(2) == 0 {
+		x.logf("fault: subvolume %d brick %s fails its next %d calls", sv.Index, b.Addr, n)
+		b.FailNext(n)
+		return "fault: fail calls"
+	}
+	x.logf("fault: subvolume %d brick %s loses the answers of its next %d commands", sv.Index, b.Addr, n)
+	b.LoseNextAnswers(n)
+	return "fault: lose answers"
 }
 
 // writeFull writes all of p at off (off < 0: at the file offset).
