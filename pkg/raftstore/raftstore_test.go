@@ -741,3 +741,30 @@ func BenchmarkStoreLogs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStoreLogsChunks stores 1 MiB entries (chunk writes) one at a
+// time, synced, and compacts the log as Raft does (keep the last 1,024
+// entries every 1,024): the shape of a sequential file write.
+func BenchmarkStoreLogsChunks(b *testing.B) {
+	s, err := Open(Config{Dir: b.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	data := bytes.Repeat([]byte{'x'}, 1<<20)
+	l := &raft.Log{Term: 1, Type: raft.LogCommand, Data: data, AppendedAt: time.Now()}
+	b.SetBytes(int64(len(data)))
+	next := uint64(1)
+	for b.Loop() {
+		l.Index = next
+		if err := s.StoreLogs([]*raft.Log{l}); err != nil {
+			b.Fatal(err)
+		}
+		if next%1024 == 0 && next > 1024 {
+			if err := s.DeleteRange(1, next-1024); err != nil {
+				b.Fatal(err)
+			}
+		}
+		next++
+	}
+}
