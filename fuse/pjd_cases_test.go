@@ -368,6 +368,25 @@ func pjdCases() []pjdCase {
 		return sLink("a0/g", fmt.Sprintf("a%d/g", i+1))
 	}), sRename("a0/g", "a5/g"), sRename("a1/g", "a2/g"), sRename("a3/g", "a4/g"))...)
 
+	var stampAll, changedAll []pjdStep
+	for i := range 6 {
+		stampAll = append(stampAll, sStamp(fmt.Sprintf("a%d", i)))
+		changedAll = append(changedAll, sChanged(fmt.Sprintf("a%d", i)))
+	}
+	add("cross_times_rename", cat(dirs, myFile("a0/g"), myDir("a0/m")), cat(stampAll, ss(sStamp("a0/g")), chainSteps(func(i int) pjdStep {
+		return sRename(fmt.Sprintf("a%d/g", i), fmt.Sprintf("a%d/g", i+1))
+	}), chainSteps(func(i int) pjdStep {
+		return sRename(fmt.Sprintf("a%d/m", i), fmt.Sprintf("a%d/m", i+1))
+	}), changedAll, ss(sChanged("a5/g")))...)
+	add("cross_times_link_rmdir", cat(dirs, eachDir, myFile("g")), cat(stampAll, ss(sStamp("g")), chainSteps(func(i int) pjdStep {
+		return sLink("g", fmt.Sprintf("a%d/l", i))
+	}), changedAll, ss(sChanged("g")), stampAll, chainSteps(func(i int) pjdStep {
+		return sRmdir(fmt.Sprintf("a%d/d", i))
+	}), changedAll)...)
+	add("others_write_kills_suid", sFile("f", 0o6777, "data"), sWrite("f", oWR, "x"))
+	add("others_truncate_kills_suid", sFile("f", 0o6777, "data"), sTruncate("f", 1))
+	add("others_write_kills_sgid_dir", cat(myDir("d"), ss(sLchown("d", 0, pjdSuppGroup), sChmod("d", 0o2777)), sFile("d/f", 0o2777, "")), sWrite("d/f", oWR, "x"))
+
 	// mknod
 	add("mknod_types", nil, sMknod("s", unix.S_IFSOCK|0o644, 0), sMknod("r", unix.S_IFREG|0o600, 0), sMknod("z", 0o640, 0),
 		sMknod("c", unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3))), sMknod("b", unix.S_IFBLK|0o600, int(unix.Mkdev(7, 0))))
