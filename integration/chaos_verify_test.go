@@ -348,6 +348,25 @@ func compareFile(ctx context.Context, sets []*replicaSet, id layout.ID, e *dfspb
 						rs.names[0], chunkBrief(recs[0]), rs.names[i], chunkBrief(recs[i]))
 				}
 			}
+			// The bytes themselves: every replica's chunk file must pass
+			// its checksums and hold the same data.
+			var sum0 [32]byte
+			for i, s := range rs.stores {
+				if recs[i] == nil {
+					continue
+				}
+				data, err := s.ReadChunk(ctx, id, idx, 0, int(recs[i].Length))
+				if err != nil {
+					diff("subvolume %d %s: chunk %s.%d (%s) unreadable: %v", rs.sv, rs.names[i], id, idx, e.Name, err)
+					continue
+				}
+				sum := sha256.Sum256(data)
+				if i == 0 {
+					sum0 = sum
+				} else if sum != sum0 {
+					diff("subvolume %d: chunk %s.%d (%s) bytes differ between %s and %s", rs.sv, id, idx, e.Name, rs.names[0], rs.names[i])
+				}
+			}
 		}
 	}
 }
