@@ -182,8 +182,11 @@ func (n *node) setLock(ctx context.Context, owner uint64, lk *gofuse.FileLock, f
 		return lockErrno(err)
 	}
 	if l.Type != client.Unlock && n.cn.Type == dfspb.FileType_FILE_TYPE_FILE {
-		// The new holder must not read pages or a size cached before
-		// the last holder wrote.
+		// The new holder must not read pages or a size that the kernel
+		// cached before the last holder wrote. (Directory entries stay
+		// cached for the entry timeout: invalidating the lock file's
+		// siblings from here deadlocked the kernel in tests; SQLite's
+		// journal needs entry-timeout=0, see docs/decisions/0008.)
 		_ = n.NotifyContent(0, 0)
 	}
 	return 0

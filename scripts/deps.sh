@@ -12,6 +12,8 @@ missing=()
 command -v fusermount3 >/dev/null || missing+=(fuse3)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
+command -v flock >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "deps: need ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
