@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -27,13 +28,13 @@ import (
 // failure prints the seed,
 // the command that replays it and the last operations.
 //
-// make test runs a bounded run (1,500 operations or 25 s); make fsx a long
+// make test runs a bounded run (1,500 operations or 20 s); make fsx a long
 // one (-fsx.long: 50,000 operations, files up to 9 MiB).
 var (
 	fsxSeed = flag.Uint64("fsx.seed", 0, "fsx: seed of the random operations (0: a random one, printed)")
 	fsxOps  = flag.Int("fsx.ops", 0, "fsx: number of operations (default 1500, or 50000 with -fsx.long)")
 	fsxLong = flag.Bool("fsx.long", false, "fsx: a long run (more operations, larger files, no time limit)")
-	fsxTime = flag.Duration("fsx.time", 25*time.Second, "fsx: stop after this long, even before -fsx.ops operations (0: no limit)")
+	fsxTime = flag.Duration("fsx.time", 20*time.Second, "fsx: stop after this long, even before -fsx.ops operations (0: no limit)")
 )
 
 // Boundaries the offsets cluster around: the inline limit of the brick
@@ -74,6 +75,7 @@ type fsx struct {
 }
 
 func TestFsx(t *testing.T) {
+	t.Parallel() // its own mount; runs beside TestPJD
 	e := mountEnv(t)
 	seed := *fsxSeed
 	if seed == 0 {
@@ -118,6 +120,7 @@ func TestFsx(t *testing.T) {
 	}()
 	start := time.Now()
 	counts := map[string]int{}
+	spent := map[string]time.Duration{}
 	for x.op = 1; x.op <= ops; x.op++ {
 		if limit > 0 && time.Since(start) > limit {
 			t.Logf("fsx: time limit reached after %d operations", x.op-1)
@@ -127,8 +130,10 @@ func TestFsx(t *testing.T) {
 			counts[x.armFault()]++
 		}
 		f := x.files[x.r.IntN(len(x.files))]
+		opStart := time.Now()
 		name := x.step(f)
 		counts[name]++
+		spent[name] += time.Since(opStart)
 		x.checkSize(f)
 		if x.op%100 == 0 {
 			x.compareAll(f)
@@ -140,7 +145,12 @@ func TestFsx(t *testing.T) {
 		x.reopen(f)
 		x.compareOther(f)
 	}
-	t.Logf("fsx: %d operations in %v: %v", x.op, time.Since(start).Round(time.Millisecond), counts)
+	var summary []string
+	for name, n := range counts {
+		summary = append(summary, fmt.Sprintf("%s: %d (%v)", name, n, spent[name].Round(time.Millisecond)))
+	}
+	sort.Strings(summary)
+	t.Logf("fsx: %d operations in %v:\n  %s", x.op, time.Since(start).Round(time.Millisecond), strings.Join(summary, "\n  "))
 }
 
 func (f *fsxFile) sides() []*fsxSide { return []*fsxSide{&f.mnt, &f.ref} }
@@ -249,13 +259,14 @@ func (x *fsx) offset(size int64) int64 {
 	return min(max(off, 0), x.maxSize-1)
 }
 
-// length picks a length: small, around the inline limit, or large.
+// length picks a length: small, up to a little over the inline limit,
+// or (less often: they cost) up to one and a half chunks.
 func (x *fsx) length(off int64) int {
 	var n int64
-	switch x.r.IntN(3) {
-	case 0:
+	switch k := x.r.IntN(20); {
+	case k < 9:
 		n = 1 + x.r.Int64N(512)
-	case 1:
+	case k < 17:
 		n = 1 + x.r.Int64N(fsxInline+4096)
 	default:
 		n = 1 + x.r.Int64N(fsxChunk+fsxChunk/2)
@@ -361,7 +372,7 @@ func (x *fsx) step(f *fsxFile) string {
 		x.logf("%s fsync", f.name)
 		x.both(f, "fsync", func(s *fsxSide) error { return unix.Fsync(s.fd) })
 		return "fsync"
-	case k < 95:
+	case k < 92: // rarer: it reads the whole file twice
 		x.logf("%s compare through the other client and its mount", f.name)
 		x.reopen(f)
 		x.compareOther(f)

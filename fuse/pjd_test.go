@@ -209,7 +209,7 @@ func snapshot(dir string) (map[string]string, error) {
 
 // userXattrs describes the user.* extended attributes of path.
 func userXattrs(path string) string {
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, 8<<10)
 	n, err := unix.Llistxattr(path, buf)
 	if err != nil {
 		return " xattrs: " + errnoName(err)
@@ -219,7 +219,7 @@ func userXattrs(path string) string {
 		if !strings.HasPrefix(name, "user.") {
 			continue
 		}
-		v := make([]byte, 64<<10)
+		v := make([]byte, 8<<10)
 		k, err := unix.Lgetxattr(path, name, v)
 		if err != nil {
 			out = append(out, name+":"+errnoName(err))
@@ -280,6 +280,7 @@ func openUp(t *testing.T, dir string) {
 // TestPJD runs every conformance case on the mount and on a local
 // reference directory, as root and as an unprivileged user, and compares.
 func TestPJD(t *testing.T) {
+	t.Parallel() // its own mount; runs beside TestFsx
 	e := mountEnv(t)
 	mnt2 := mountSecond(t, e)
 	ref := t.TempDir()
@@ -295,6 +296,7 @@ func TestPJD(t *testing.T) {
 	}
 	for _, u := range pjdUsers {
 		t.Run(u.name, func(t *testing.T) {
+			t.Parallel() // the users' directories are disjoint
 			job := pjdJob{UID: u.uid, GID: u.gid}
 			for i, c := range cases {
 				dirs := []string{pjdCaseDir(t, e.mnt, u, c.name), pjdCaseDir(t, ref, u, c.name)}
