@@ -161,14 +161,10 @@ func Open(cfg Config) (*Store, error) {
 	opts := &pebble.Options{
 		Logger:             pebblelog.New(logger.With("subsystem", "pebble"), "raftstore"),
 		FormatMajorVersion: pebble.FormatNewest,
-		// Entries carry chunk data (up to 1 MiB): a memtable of 4 MiB
-		// (the default) flushes every few entries, and Pebble then spends
-		// its time compacting and compressing data that log compaction
-		// deletes soon after. BenchmarkStoreLogsChunks: 75 MB/s with the
-		// defaults, 185 with the larger memtable, more without
-		// compression (file data is mostly incompressible anyway).
-		MemTableSize: 64 << 20,
 	}
+	// Entries carry chunk data (up to 1 MiB), mostly incompressible file
+	// data that log compaction deletes soon after: compressing it when
+	// Pebble flushes and compacts is wasted work.
 	for i := range opts.Levels {
 		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	}

@@ -751,7 +751,10 @@ func BenchmarkStoreLogsChunks(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	data := bytes.Repeat([]byte{'x'}, 1<<20)
+	data := make([]byte, 1<<20) // file data: incompressible
+	for i := range data {
+		data[i] = byte(i*7919 ^ i>>8*31 ^ i>>16*131)
+	}
 	l := &raft.Log{Term: 1, Type: raft.LogCommand, Data: data, AppendedAt: time.Now()}
 	b.SetBytes(int64(len(data)))
 	next := uint64(1)
