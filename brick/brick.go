@@ -23,6 +23,7 @@
 package brick
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -141,12 +142,14 @@ func Start(cfg Config) (b *Brick, err error) {
 	raftDir := filepath.Join(cfg.Path, MetaDir, "raft")
 	fresh := !raftgroup.HasState(raftDir)
 	b.group, err = raftgroup.Open(raftgroup.Config{
-		ID:             cfg.ID,
-		Address:        cfg.Address,
-		Dir:            raftDir,
-		FSM:            b.store,
-		Listener:       b.ln.Tagged(raftTag),
-		Dial:           func(addr string, timeout time.Duration) (net.Conn, error) { return mux.Dial(addr, raftTag, timeout) },
+		ID:       cfg.ID,
+		Address:  cfg.Address,
+		Dir:      raftDir,
+		FSM:      b.store,
+		Listener: b.ln.Tagged(raftTag),
+		Dial: func(addr string, timeout time.Duration) (net.Conn, error) {
+			return mux.DialFrom(hostOf(cfg.Address), addr, raftTag, timeout)
+		},
 		Logger:         cfg.Logger,
 		NoSync:         cfg.NoSync,
 		KeepFSMOnStart: true,
@@ -247,8 +250,10 @@ func (b *Brick) peer(addr string) (dfspb.BrickServiceClient, error) {
 	c, ok := b.peers[addr]
 	if !ok {
 		var err error
+		d := mux.SourceDialer(hostOf(b.cfg.Address))
 		c, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage)))
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage)),
+			grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }))
 		if err != nil {
 			return nil, err
 		}
@@ -284,3 +289,12 @@ func DiskUsage(path string) (Usage, error) {
 }
 
 func nowNs() int64 { return time.Now().UnixNano() }
+
+// hostOf returns the host part of a host:port address ("" if it has none).
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return h
+}

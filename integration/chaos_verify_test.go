@@ -78,7 +78,16 @@ func (r *chaosRun) verify() *verifyResult {
 	must(t, r.c.servers[0].addr, "volume", "stop", r.vol, "--yes")
 	awaitBricks(t, r.c.servers[0].addr, r.vol, 30*time.Second, nil)
 	var notes []string
-	v.replicaDiffs, v.replicaSummary, notes = compareReplicas(bricks)
+	// A server that has not closed a stopped brick within 30 s is stuck:
+	// SIGQUIT makes it dump its goroutines into its log (and exit).
+	stuck := func(host string) {
+		for _, s := range r.c.servers {
+			if s.host == host && s.cmd != nil && s.cmd.Process != nil {
+				_ = s.cmd.Process.Signal(syscall.SIGQUIT)
+			}
+		}
+	}
+	v.replicaDiffs, v.replicaSummary, notes = compareReplicas(bricks, stuck)
 	for _, n := range notes {
 		r.note("%s", n)
 	}
@@ -98,7 +107,7 @@ type replicaSet struct {
 // namespace walked from the root (entries, attributes, inline data,
 // xattrs, chunk records), the chunk files on disk, and a scrub of every
 // chunk against its checksums.
-func compareReplicas(bricks []brickRef) (diffs []string, summary string, notes []string) {
+func compareReplicas(bricks []brickRef, stuck func(host string)) (diffs []string, summary string, notes []string) {
 	ctx := context.Background()
 	sets := map[int]*replicaSet{}
 	var order []int
@@ -117,10 +126,16 @@ func compareReplicas(bricks []brickRef) (diffs []string, summary string, notes [
 		var s *store.Store
 		var err error
 		waitStart := time.Now()
+		quit := time.Now().Add(30 * time.Second)
 		for deadline := time.Now().Add(60 * time.Second); ; {
 			s, err = store.Open(cfg)
 			if err == nil || !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
 				break
+			}
+			if !quit.IsZero() && time.Now().After(quit) {
+				stuck(b.host)
+				quit = time.Time{}
+				diffs = append(diffs, fmt.Sprintf("server %s still held the store of %s 30 s after volume stop; SIGQUIT sent (goroutine dump in its log)", b.host, b.path))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

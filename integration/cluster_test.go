@@ -154,8 +154,12 @@ func (s *server) stop() {
 func (s *server) dumpLog() {
 	b, _ := os.ReadFile(s.logPath)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 60 {
-		lines = lines[len(lines)-60:]
+	keep := 60
+	if strings.Contains(string(b), "SIGQUIT") {
+		keep = 1500 // a goroutine dump: show it whole
+	}
+	if len(lines) > keep {
+		lines = lines[len(lines)-keep:]
 	}
 	s.t.Logf("---- last log lines of %s ----\n%s", s.addr, strings.Join(lines, "\n"))
 }

@@ -190,7 +190,15 @@ func (l *Listener) route(c net.Conn) {
 
 // Dial connects to a mux listener at addr and announces tag.
 func Dial(addr string, tag byte, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, timeout)
+	return DialFrom("", addr, tag, timeout)
+}
+
+// DialFrom is Dial from local address host (an IP, no port; "" or an
+// unspecified address: any).
+func DialFrom(host, addr string, tag byte, timeout time.Duration) (net.Conn, error) {
+	d := SourceDialer(host)
+	d.Timeout = timeout
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -282,4 +290,17 @@ func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 func (c *peekedConn) Close() error {
 	c.sub.untrack(c)
 	return c.Conn.Close()
+}
+
+// SourceDialer returns a dialer whose connections leave from host (an IP
+// address; "", a name or an unspecified address: the system's choice). A
+// server dials from the address it listens on, so that its peers see the
+// address they know it by, and a firewall rule on that address cuts its
+// connections both ways, as it would on a machine of its own.
+func SourceDialer(host string) *net.Dialer {
+	d := &net.Dialer{}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	return d
 }
