@@ -53,6 +53,19 @@ func toErrno(err error) syscall.Errno {
 	return syscall.EIO
 }
 
+// inodeErrno is toErrno for an operation on the inode a node names:
+// there ErrNotFound means the inode itself is gone (another client removed
+// or replaced it while this kernel still held a name for it, within the
+// entry timeout). That is ESTALE, as on NFS: a system call that walked a
+// path to the inode then walks it again with a fresh lookup
+// (LOOKUP_REVAL) and finds what the name means now.
+func inodeErrno(err error) syscall.Errno {
+	if errors.Is(err, client.ErrNotFound) {
+		return syscall.ESTALE
+	}
+	return toErrno(err)
+}
+
 // inoOf folds a 128-bit inode id into the 64-bit inode number the kernel
 // sees. The root is 1; no other inode gets 0 or 1.
 func inoOf(id layout.ID) uint64 {

@@ -127,7 +127,7 @@ func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *gofuse.AttrOut
 	defer done()
 	a, err := n.fsys.vol.GetAttr(rctx, n.cn)
 	if err != nil {
-		return toErrno(err)
+		return inodeErrno(err)
 	}
 	fillAttr(a, &out.Attr)
 	n.tell(a)
@@ -173,7 +173,7 @@ func (n *node) Setattr(ctx context.Context, _ fs.FileHandle, in *gofuse.SetAttrI
 	defer cancel()
 	a, err := n.fsys.vol.SetAttr(mctx, n.cn, s)
 	if err != nil {
-		return toErrno(err)
+		return inodeErrno(err)
 	}
 	fillAttr(a, &out.Attr)
 	n.tell(a)
@@ -238,7 +238,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	}
 	f, err := n.fsys.vol.Open(openCtx, n.cn, int(flags))
 	if err != nil {
-		return nil, 0, toErrno(err)
+		return nil, 0, inodeErrno(err)
 	}
 	n.revalidate(f.Attr())
 	return &handle{fsys: n.fsys, f: f}, openFlags(flags), 0
