@@ -20,8 +20,9 @@ import (
 
 // TestFsx is a randomized differential exerciser in the manner of fsx:
 // from a seed, random writes, truncates, reads, fallocates, shared mmap
-// reads and writes, O_APPEND writes, reopens, reads through a second
-// descriptor and writes through a second client, on a few files of the
+// reads and writes, O_APPEND writes, reopens, writes and reads through a
+// second descriptor, files unlinked while open, and writes through a
+// second client and its mount, on a few files of the
 // mount and on reference copies in a local directory. Every read is
 // compared, and the size after every operation. Now and then a brick of
 // the fake volume fails calls or loses answers (the client retries). A
@@ -51,7 +52,7 @@ const (
 type fsxSide struct {
 	path    string
 	fd      int // O_RDWR
-	second  int // O_RDONLY, opened independently
+	second  int // O_RDWR too, opened independently
 	mounted bool
 }
 
@@ -184,7 +185,7 @@ func (x *fsx) open(s *fsxSide) {
 	var err error
 	s.fd, err = unix.Open(s.path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	x.must("open", s, err)
-	s.second, err = unix.Open(s.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	s.second, err = unix.Open(s.path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	x.must("open second", s, err)
 }
 
@@ -278,67 +279,16 @@ func (x *fsx) length(off int64) int {
 func (x *fsx) step(f *fsxFile) string {
 	size := x.size(&f.ref)
 	switch k := x.r.IntN(100); {
-	case k < 25:
-		off := x.offset(size)
-		data := x.pattern(x.length(off))
-		x.logf("%s write off=%d len=%d", f.name, off, len(data))
-		x.both(f, "pwrite", func(s *fsxSide) error { return writeFull(s.fd, data, off) })
-		return "write"
-	case k < 45:
-		off := x.offset(size)
-		n := x.length(off)
-		second := x.r.IntN(3) == 0
-		x.logf("%s read off=%d len=%d second_fd=%v", f.name, off, n, second)
-		x.read(f, off, n, second)
-		return "read"
-	case k < 53:
-		var n int64
-		switch x.r.IntN(3) {
-		case 0:
-			n = x.r.Int64N(x.maxSize)
-		case 1:
-			n = x.offset(size)
-		default:
-			n = x.r.Int64N(fsxInline + 2)
-		}
-		if x.r.IntN(2) == 0 {
-			x.logf("%s truncate(path) %d (from %d)", f.name, n, size)
-			x.both(f, "truncate", func(s *fsxSide) error { return unix.Truncate(s.path, n) })
-			return "truncate"
-		}
-		x.logf("%s ftruncate %d (from %d)", f.name, n, size)
-		x.both(f, "ftruncate", func(s *fsxSide) error { return unix.Ftruncate(s.fd, n) })
-		return "truncate"
-	case k < 58:
-		off := x.offset(size)
-		n := int64(x.length(off))
-		x.logf("%s fallocate mode=0 off=%d len=%d", f.name, off, n)
-		x.both(f, "fallocate", func(s *fsxSide) error { return unix.Fallocate(s.fd, 0, off, n) })
-		return "fallocate"
-	case k < 64:
-		off := x.offset(size)
-		n := int64(x.length(off))
-		x.logf("%s punch hole off=%d len=%d", f.name, off, n)
-		x.both(f, "punch hole", func(s *fsxSide) error {
-			return unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
-		})
-		return "punch"
+	case k < 70:
+		return x.fdStep(f, size)
 	case k < 72:
-		if size == 0 {
-			return "mmap (empty)"
-		}
-		off := x.r.Int64N(size)
-		n := int(min(int64(x.length(off)), size-off))
-		if x.r.IntN(2) == 0 {
-			x.logf("%s mmap read off=%d len=%d", f.name, off, n)
-			x.mmapRead(f, size, off, n)
-			return "mmap read"
-		}
-		data := x.pattern(n)
-		x.logf("%s mmap write off=%d len=%d (+msync)", f.name, off, n)
-		x.both(f, "mmap write", func(s *fsxSide) error { return x.mmapWrite(s, size, off, data) })
-		return "mmap write"
-	case k < 80:
+		return x.orphan(f)
+	case k < 76:
+		n := x.newSize(size)
+		x.logf("%s truncate(path) %d (from %d)", f.name, n, size)
+		x.both(f, "truncate", func(s *fsxSide) error { return unix.Truncate(s.path, n) })
+		return "truncate(path)"
+	case k < 82:
 		// Through a descriptor of its own, opened and closed around the
 		// write while the others stay open: O_APPEND, O_TRUNC or neither.
 		flags, kind := unix.O_WRONLY|unix.O_APPEND, "append"
@@ -364,7 +314,7 @@ func (x *fsx) step(f *fsxFile) string {
 			return werr
 		})
 		return kind
-	case k < 86:
+	case k < 87:
 		x.logf("%s close and reopen", f.name)
 		x.reopen(f)
 		return "reopen"
@@ -385,6 +335,109 @@ func (x *fsx) step(f *fsxFile) string {
 		x.writeOther(f, off, data, viaMount)
 		return "other write"
 	}
+}
+
+// newSize picks a size to truncate to.
+func (x *fsx) newSize(size int64) int64 {
+	switch x.r.IntN(3) {
+	case 0:
+		return x.r.Int64N(x.maxSize)
+	case 1:
+		return x.offset(size)
+	}
+	return x.r.Int64N(fsxInline + 2)
+}
+
+// fdStep runs a random operation that needs only f's open descriptors
+// (no path): writes through either, reads, ftruncate, fallocate, punch
+// hole, mmap.
+func (x *fsx) fdStep(f *fsxFile, size int64) string {
+	switch k := x.r.IntN(70); {
+	case k < 25:
+		off := x.offset(size)
+		data := x.pattern(x.length(off))
+		second := x.r.IntN(4) == 0
+		x.logf("%s write off=%d len=%d second_fd=%v", f.name, off, len(data), second)
+		x.both(f, "pwrite", func(s *fsxSide) error { return writeFull(s.pick(second), data, off) })
+		return "write"
+	case k < 45:
+		off := x.offset(size)
+		n := x.length(off)
+		second := x.r.IntN(3) == 0
+		x.logf("%s read off=%d len=%d second_fd=%v", f.name, off, n, second)
+		x.read(f, off, n, second)
+		return "read"
+	case k < 51:
+		n := x.newSize(size)
+		x.logf("%s ftruncate %d (from %d)", f.name, n, size)
+		x.both(f, "ftruncate", func(s *fsxSide) error { return unix.Ftruncate(s.fd, n) })
+		return "ftruncate"
+	case k < 56:
+		off := x.offset(size)
+		n := int64(x.length(off))
+		x.logf("%s fallocate mode=0 off=%d len=%d", f.name, off, n)
+		x.both(f, "fallocate", func(s *fsxSide) error { return unix.Fallocate(s.fd, 0, off, n) })
+		return "fallocate"
+	case k < 62:
+		off := x.offset(size)
+		n := int64(x.length(off))
+		x.logf("%s punch hole off=%d len=%d", f.name, off, n)
+		x.both(f, "punch hole", func(s *fsxSide) error {
+			return unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+		})
+		return "punch"
+	default:
+		if size == 0 {
+			return "mmap (empty)"
+		}
+		off := x.r.Int64N(size)
+		n := int(min(int64(x.length(off)), size-off))
+		if x.r.IntN(2) == 0 {
+			x.logf("%s mmap read off=%d len=%d", f.name, off, n)
+			x.mmapRead(f, size, off, n)
+			return "mmap read"
+		}
+		data := x.pattern(n)
+		x.logf("%s mmap write off=%d len=%d (+msync)", f.name, off, n)
+		x.both(f, "mmap write", func(s *fsxSide) error { return x.mmapWrite(s, size, off, data) })
+		return "mmap write"
+	}
+}
+
+// orphan unlinks f while its descriptors stay open, runs a few operations
+// through them (the file must work until the last close), then saves the
+// content under the name again (a new file) and reopens that.
+func (x *fsx) orphan(f *fsxFile) string {
+	x.logf("%s unlink while open", f.name)
+	x.both(f, "unlink", func(s *fsxSide) error { return unix.Unlink(s.path) })
+	for range 1 + x.r.IntN(5) {
+		x.fdStep(f, x.size(&f.ref))
+		x.checkSize(f)
+	}
+	x.logf("%s save the unlinked file's content under its name and reopen", f.name)
+	x.read(f, 0, int(x.size(&f.ref))+1, false)
+	for _, s := range f.sides() {
+		var st unix.Stat_t
+		x.must("fstat", s, unix.Fstat(s.fd, &st))
+		if st.Nlink != 0 {
+			x.fail("%s: nlink %d after unlink", s.path, st.Nlink)
+		}
+		data := make([]byte, st.Size)
+		_, err := preadFull(s.fd, data, 0)
+		x.must("read the unlinked file", s, err)
+		x.must("save", s, os.WriteFile(s.path, data, 0o644))
+		x.close(s)
+		x.open(s)
+	}
+	return "unlink while open"
+}
+
+// pick returns the second descriptor or the first.
+func (s *fsxSide) pick(second bool) int {
+	if second {
+		return s.second
+	}
+	return s.fd
 }
 
 // armFault makes a brick of the fake volume fail its next few calls, or
