@@ -12,6 +12,7 @@ import (
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/dfsproject/dfs/pkg/client"
+	"github.com/dfsproject/dfs/pkg/layout"
 	"github.com/dfsproject/dfs/proto/dfspb"
 )
 
@@ -26,6 +27,44 @@ type node struct {
 	// told is the size and mtime last handed to the kernel for this inode
 	// (see Open: close-to-open consistency).
 	told atomic.Pointer[stamp]
+	// alive is when this inode was last known to exist (unix ns; see
+	// nameErrno).
+	alive atomic.Int64
+}
+
+// aliveGrace is how long an inode known to exist is taken to exist
+// without asking again (nameErrno).
+const aliveGrace = 100 * time.Millisecond
+
+// nameErrno is the errno of err, a failure of an operation on a name in
+// directory n (or on the nodes also named, such as link(2)'s target):
+// ENOENT because one of them is itself gone becomes ESTALE. That happens
+// when another client removed or replaced a directory while this kernel
+// still holds an entry for it (the entry timeout): as on NFS, a system
+// call that walked a path then walks it again with fresh lookups
+// (LOOKUP_REVAL), and finds what the path means now. Finding out costs a
+// GetAttr, only on ENOENT, and not for a node seen alive within
+// aliveGrace (a burst of creates in one directory checks it once).
+func nameErrno(ctx context.Context, err error, nodes ...*node) syscall.Errno {
+	errno := toErrno(err)
+	if errno != syscall.ENOENT {
+		return errno
+	}
+	for _, n := range nodes {
+		if n.cn.ID == layout.RootID || time.Since(time.Unix(0, n.alive.Load())) < aliveGrace {
+			continue
+		}
+		rctx, done := n.fsys.interruptible(ctx)
+		_, gerr := n.fsys.vol.GetAttr(rctx, n.cn)
+		done()
+		if errors.Is(gerr, client.ErrNotFound) {
+			return syscall.ESTALE
+		}
+		if gerr == nil {
+			n.alive.Store(time.Now().UnixNano())
+		}
+	}
+	return errno
 }
 
 // stamp is what the kernel caches of a file's data: its size and mtime.
@@ -116,8 +155,9 @@ func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*
 	defer done()
 	cn, attr, err := n.fsys.vol.Lookup(rctx, n.cn, name)
 	if err != nil {
-		return nil, toErrno(err)
+		return nil, nameErrno(ctx, err, n)
 	}
+	n.alive.Store(time.Now().UnixNano())
 	return n.newChild(ctx, cn, attr, out), 0
 }
 
@@ -191,7 +231,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	vol := n.fsys.vol
 	cn, attr, err := vol.Create(mctx, n.cn, name, mode&0o7777, uid, gid, flags&syscall.O_EXCL != 0)
 	if err != nil {
-		return nil, nil, 0, toErrno(err)
+		return nil, nil, 0, nameErrno(ctx, err, n)
 	}
 	if cn.Type == dfspb.FileType_FILE_TYPE_DIR {
 		return nil, nil, 0, syscall.EISDIR
@@ -254,7 +294,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *gofuse.
 	defer cancel()
 	cn, attr, err := n.fsys.vol.Mkdir(mctx, n.cn, name, mode&0o7777, uid, gid)
 	if err != nil {
-		return nil, toErrno(err)
+		return nil, nameErrno(ctx, err, n)
 	}
 	return n.newChild(ctx, cn, attr, out), 0
 }
@@ -273,7 +313,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	defer cancel()
 	cn, attr, err := n.fsys.vol.Mknod(mctx, n.cn, name, typ, mode&0o7777, uint64(dev), uid, gid)
 	if err != nil {
-		return nil, toErrno(err)
+		return nil, nameErrno(ctx, err, n)
 	}
 	return n.newChild(ctx, cn, attr, out), 0
 }
@@ -288,7 +328,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *gofuse.Ent
 	defer cancel()
 	cn, attr, err := n.fsys.vol.Symlink(mctx, n.cn, name, target, uid, gid)
 	if err != nil {
-		return nil, toErrno(err)
+		return nil, nameErrno(ctx, err, n)
 	}
 	return n.newChild(ctx, cn, attr, out), 0
 }
@@ -307,7 +347,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	defer cancel()
 	attr, err := n.fsys.vol.Link(mctx, tn.cn, n.cn, name)
 	if err != nil {
-		return nil, toErrno(err)
+		return nil, nameErrno(ctx, err, n, tn)
 	}
 	return n.newChild(ctx, tn.cn, attr, out), 0
 }
@@ -330,14 +370,14 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	mctx, cancel := n.fsys.mutation(ctx)
 	defer cancel()
-	return toErrno(n.fsys.vol.Unlink(mctx, n.cn, name))
+	return nameErrno(ctx, n.fsys.vol.Unlink(mctx, n.cn, name), n)
 }
 
 // Rmdir removes an empty directory.
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	mctx, cancel := n.fsys.mutation(ctx)
 	defer cancel()
-	return toErrno(n.fsys.vol.Rmdir(mctx, n.cn, name))
+	return nameErrno(ctx, n.fsys.vol.Rmdir(mctx, n.cn, name), n)
 }
 
 // Rename moves an entry (flags: RENAME_NOREPLACE, RENAME_EXCHANGE).
@@ -348,7 +388,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	}
 	mctx, cancel := n.fsys.mutation(ctx)
 	defer cancel()
-	return toErrno(n.fsys.vol.Rename(mctx, n.cn, name, np.cn, newName, flags))
+	return nameErrno(ctx, n.fsys.vol.Rename(mctx, n.cn, name, np.cn, newName, flags), n, np)
 }
 
 // OpendirHandle opens a directory for reading.
@@ -356,7 +396,17 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, 
 	if n.cn.Type != dfspb.FileType_FILE_TYPE_DIR {
 		return nil, 0, syscall.ENOTDIR
 	}
-	return &dirHandle{dir: n, base: firstEntry}, 0, 0
+	// The first page at once: a directory another client removed fails
+	// here with ESTALE (the kernel looks its path up again), not later in
+	// getdents.
+	d := &dirHandle{dir: n, base: firstEntry}
+	rctx, done := n.fsys.interruptible(ctx)
+	err := d.load(rctx)
+	done()
+	if err != nil {
+		return nil, 0, inodeErrno(err)
+	}
+	return d, 0, 0
 }
 
 // Statfs reports the volume's space: the sum over subvolumes.
