@@ -68,16 +68,37 @@ func stableKey(key []byte) []byte {
 // decodes as nil. AppendedAt decodes in the local time zone without a
 // monotonic clock reading, i.e. it is equal (time.Time.Equal) to the stored
 // value but not necessarily ==.
+//
+// With flag bit 1 (flagBlobData) the Data field is replaced by a reference
+// to where the data lies in a blob segment file (blobs.go):
+//
+//	uvarint  segment number, uvarint offset, uvarint length,
+//	4 bytes  CRC-32C of the data (big-endian)
 const (
 	codecV1           byte = 1
 	flagHasAppendedAt byte = 1 << 0
+	flagBlobData      byte = 1 << 1
 )
 
+// blobRef says where an entry's Data lies in a blob segment.
+type blobRef struct {
+	seg    uint64
+	off    uint64
+	length uint64
+	crc    uint32
+}
+
 // appendLog appends the encoding of l to dst and returns the extended slice.
-func appendLog(dst []byte, l *raft.Log) []byte {
+func appendLog(dst []byte, l *raft.Log) []byte { return appendLogRef(dst, l, nil) }
+
+// appendLogRef is appendLog with l's Data stored at ref (nil: inline).
+func appendLogRef(dst []byte, l *raft.Log, ref *blobRef) []byte {
 	var flags byte
 	if !l.AppendedAt.IsZero() {
 		flags |= flagHasAppendedAt
+	}
+	if ref != nil {
+		flags |= flagBlobData
 	}
 	dst = append(dst, codecV1, flags)
 	dst = binary.AppendUvarint(dst, l.Index)
@@ -87,8 +108,15 @@ func appendLog(dst []byte, l *raft.Log) []byte {
 		dst = binary.AppendVarint(dst, l.AppendedAt.Unix())
 		dst = binary.AppendUvarint(dst, uint64(l.AppendedAt.Nanosecond()))
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(l.Data)))
-	dst = append(dst, l.Data...)
+	if ref != nil {
+		dst = binary.AppendUvarint(dst, ref.seg)
+		dst = binary.AppendUvarint(dst, ref.off)
+		dst = binary.AppendUvarint(dst, ref.length)
+		dst = binary.BigEndian.AppendUint32(dst, ref.crc)
+	} else {
+		dst = binary.AppendUvarint(dst, uint64(len(l.Data)))
+		dst = append(dst, l.Data...)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(l.Extensions)))
 	dst = append(dst, l.Extensions...)
 	return dst
@@ -166,15 +194,26 @@ func (d *decoder) bytes(what string) []byte {
 
 // decodeLog decodes val into l. The Data and Extensions of l are copied into
 // freshly allocated memory, so val may be reused or invalidated afterwards
-// (Pebble values are only valid until their closer is closed).
+// (Pebble values are only valid until their closer is closed). An entry
+// whose Data lies in a blob segment is an error here; see decodeLogRef.
 func decodeLog(val []byte, l *raft.Log) error {
+	ref, err := decodeLogRef(val, l)
+	if err == nil && ref != nil {
+		err = fmt.Errorf("%w: entry %d keeps its data in a blob segment", ErrCorrupt, l.Index)
+	}
+	return err
+}
+
+// decodeLogRef is decodeLog for entries that may keep their Data in a blob
+// segment: it then returns where, and leaves l.Data nil.
+func decodeLogRef(val []byte, l *raft.Log) (*blobRef, error) {
 	d := decoder{b: val}
 	if v := d.byte("version"); d.err == nil && v != codecV1 {
-		return fmt.Errorf("%w: unknown log encoding version %d", ErrCorrupt, v)
+		return nil, fmt.Errorf("%w: unknown log encoding version %d", ErrCorrupt, v)
 	}
 	flags := d.byte("flags")
-	if d.err == nil && flags&^flagHasAppendedAt != 0 {
-		return fmt.Errorf("%w: unknown log flags %#x", ErrCorrupt, flags)
+	if d.err == nil && flags&^(flagHasAppendedAt|flagBlobData) != 0 {
+		return nil, fmt.Errorf("%w: unknown log flags %#x", ErrCorrupt, flags)
 	}
 	index := d.uvarint("index")
 	term := d.uvarint("term")
@@ -188,13 +227,22 @@ func decodeLog(val []byte, l *raft.Log) error {
 		}
 		appendedAt = time.Unix(sec, int64(nsec))
 	}
-	data := d.bytes("data")
+	var data []byte
+	var ref *blobRef
+	if flags&flagBlobData != 0 {
+		ref = &blobRef{seg: d.uvarint("blob segment"), off: d.uvarint("blob offset"), length: d.uvarint("blob length")}
+		if c := d.fixed(4, "blob crc"); c != nil {
+			ref.crc = binary.BigEndian.Uint32(c)
+		}
+	} else {
+		data = d.bytes("data")
+	}
 	ext := d.bytes("extensions")
 	if d.err != nil {
-		return d.err
+		return nil, d.err
 	}
 	if len(d.b) != 0 {
-		return fmt.Errorf("%w: %d trailing bytes after log entry", ErrCorrupt, len(d.b))
+		return nil, fmt.Errorf("%w: %d trailing bytes after log entry", ErrCorrupt, len(d.b))
 	}
 
 	// One allocation holds both byte fields; the three-index slices keep an
@@ -217,5 +265,16 @@ func decodeLog(val []byte, l *raft.Log) error {
 	if len(ext) > 0 {
 		l.Extensions = owned[len(data):]
 	}
-	return nil
+	return ref, nil
+}
+
+// fixed returns the next n bytes, aliasing the input.
+func (d *decoder) fixed(n int, what string) []byte {
+	if d.err != nil || len(d.b) < n {
+		d.fail(what)
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
 }

@@ -64,6 +64,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -144,6 +146,9 @@ type Store struct {
 	// are 0 when the log is empty. Written only under writeMu.
 	first atomic.Uint64
 	last  atomic.Uint64
+
+	// blobs holds the Data of large entries (blobs.go).
+	blobs *blobs
 }
 
 // Open opens (creating if needed) the store in cfg.Dir and loads the log
@@ -181,6 +186,13 @@ func Open(cfg Config) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("raftstore: open %s: load log bounds: %w", cfg.Dir, err)
 	}
+	if s.blobs, err = openBlobs(filepath.Join(cfg.Dir, blobDirName), !cfg.NoSync); err == nil {
+		err = s.scanBlobs()
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("raftstore: open %s: blob segments: %w", cfg.Dir, err)
+	}
 	s.first.Store(first)
 	s.last.Store(last)
 	logger.Debug("opened", "first_index", first, "last_index", last, "no_sync", cfg.NoSync)
@@ -196,10 +208,38 @@ func (s *Store) Close() error {
 		return ErrClosed
 	}
 	s.closed = true
+	berr := s.blobs.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("raftstore: close: %w", err)
 	}
+	if berr != nil {
+		return fmt.Errorf("raftstore: close blob segments: %w", berr)
+	}
 	return nil
+}
+
+// scanBlobs learns which segments the stored entries refer to, and
+// deletes the others.
+func (s *Store) scanBlobs() error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logLower, UpperBound: logUpper})
+	if err != nil {
+		return err
+	}
+	var l raft.Log
+	for it.First(); it.Valid(); it.Next() {
+		ref, err := decodeLogRef(it.Value(), &l)
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("log key %x: %w", it.Key(), err)
+		}
+		if ref != nil {
+			s.blobs.noteRef(ref, l.Index)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	return s.blobs.removeUnreferenced()
 }
 
 // rlock takes the read side of mu and reports ErrClosed if the store is
@@ -247,11 +287,24 @@ func (s *Store) GetLog(index uint64, log *raft.Log) error {
 	if err != nil {
 		return fmt.Errorf("raftstore: get log %d: %w", index, err)
 	}
-	// val is only valid until closer.Close; decodeLog copies what it keeps.
-	err = decodeLog(val, log)
+	// val is only valid until closer.Close; decodeLogRef copies what it
+	// keeps.
+	ref, err := decodeLogRef(val, log)
 	_ = closer.Close()
 	if err != nil {
 		return fmt.Errorf("raftstore: get log %d: %w", index, err)
+	}
+	if ref != nil {
+		data, err := s.blobs.read(ref)
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrClosed) {
+			if index < s.first.Load() {
+				return raft.ErrLogNotFound // compacted away meanwhile
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("raftstore: get log %d: %w", index, err)
+		}
+		log.Data = data
 	}
 	if log.Index != index {
 		return fmt.Errorf("raftstore: get log %d: %w: entry claims index %d", index, ErrCorrupt, log.Index)
@@ -283,16 +336,30 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		if l == nil {
 			return fmt.Errorf("raftstore: store logs: entry %d is nil", i)
 		}
-		size += logKeyLen + encodedLogSize(l) + 8
+		if len(l.Data) < blobThreshold {
+			size += logKeyLen + encodedLogSize(l) + 8
+		} else {
+			size += logKeyLen + encodedLogSize(&raft.Log{Extensions: l.Extensions}) + 40
+		}
+	}
+	// Large Data goes to a blob segment first, synced: the batch below
+	// refers to it.
+	refs, err := s.blobs.write(logs)
+	if err != nil {
+		return fmt.Errorf("raftstore: store logs: %w", err)
 	}
 	b := s.db.NewBatchWithSize(size)
 	defer func() { _ = b.Close() }()
 
 	lo, hi := logs[0].Index, logs[0].Index
 	var buf []byte
-	for _, l := range logs {
+	for i, l := range logs {
 		k := logKey(l.Index)
-		buf = appendLog(buf[:0], l)
+		var ref *blobRef
+		if refs != nil {
+			ref = refs[i]
+		}
+		buf = appendLogRef(buf[:0], l, ref)
 		// Batch.Set copies key and value into the batch.
 		if err := b.Set(k[:], buf, nil); err != nil {
 			return fmt.Errorf("raftstore: store log %d: %w", l.Index, err)
@@ -371,6 +438,13 @@ func (s *Store) DeleteRange(min, max uint64) error {
 	if err := b.Commit(s.wo); err != nil {
 		s.reloadBounds()
 		return fmt.Errorf("raftstore: delete range [%d, %d]: %w", min, max, err)
+	}
+	if newFirst != first || newFirst == 0 {
+		// Log compaction: segments holding only entries below the new
+		// first index go.
+		if err := s.blobs.dropBelow(newFirst); err != nil {
+			s.logger.Warn("delete blob segments", "err", err)
+		}
 	}
 	return nil
 }
