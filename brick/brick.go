@@ -72,6 +72,9 @@ type Config struct {
 	Logger *slog.Logger
 	// NoSync skips fsyncs (tests that measure nothing about durability).
 	NoSync bool
+	// SnapshotThreshold and TrailingLogs tune the Raft group's log
+	// compaction (raftgroup.Config); zero: its defaults. Tests lower them.
+	SnapshotThreshold, TrailingLogs uint64
 	// LockLease is how long a client's lock session keeps its locks
 	// without a renewal (see locks.go). Default DefaultLockLease (10 s).
 	LockLease time.Duration
@@ -98,6 +101,11 @@ type Brick struct {
 	stop  chan struct{}
 
 	locks *lockLeases
+
+	txns     *Coordinator  // transactions across subvolumes (txn.go)
+	txnsDone chan struct{} // closed when the recovery loop ends
+
+	refetch *refetcher // chunk data after a snapshot (refetch.go)
 }
 
 // Start checks the brick directory, opens its store and Raft group, and
@@ -134,6 +142,8 @@ func Start(cfg Config) (b *Brick, err error) {
 	scfg.Dir = filepath.Join(cfg.Path, MetaDir, "store")
 	scfg.Logger = cfg.Logger
 	scfg.NoSync = cfg.NoSync
+	b.refetch = newRefetcher(b)
+	scfg.OnRestore = b.refetch.wake
 	b.store, err = store.Open(scfg)
 	if err != nil {
 		return nil, err
@@ -150,9 +160,11 @@ func Start(cfg Config) (b *Brick, err error) {
 		Dial: func(addr string, timeout time.Duration) (net.Conn, error) {
 			return mux.DialFrom(hostOf(cfg.Address), addr, raftTag, timeout)
 		},
-		Logger:         cfg.Logger,
-		NoSync:         cfg.NoSync,
-		KeepFSMOnStart: true,
+		Logger:            cfg.Logger,
+		NoSync:            cfg.NoSync,
+		KeepFSMOnStart:    true,
+		SnapshotThreshold: cfg.SnapshotThreshold,
+		TrailingLogs:      cfg.TrailingLogs,
 	})
 	if err != nil {
 		return nil, err
@@ -164,8 +176,13 @@ func Start(cfg Config) (b *Brick, err error) {
 		}
 	}
 	b.locks = startLockLeases(b, cfg.LockLease)
+	b.txns, b.txnsDone = NewCoordinator(brickHost{b}, cfg.Logger), make(chan struct{})
+	go b.runTxnRecovery(b.txnsDone)
+	b.txns, b.txnsDone = NewCoordinator(brickHost{b}, cfg.Logger), make(chan struct{})
+	go b.runTxnRecovery(b.txnsDone)
 	b.scrub = newScrubber(b.store, b.repairChunk, filepath.Join(cfg.Path, MetaDir), cfg.Logger)
 	b.scrub.start(b.stop)
+	b.refetch.start()
 	b.srv = grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage)}, cfg.ServerOptions...)...)
 	dfspb.RegisterBrickServiceServer(b.srv, &service{b: b})
 	dfspb.RegisterBrickMaintenanceServer(b.srv, &maintService{b: b})
@@ -186,7 +203,10 @@ const maxMessage = 8 << 20
 func (b *Brick) Close() error {
 	close(b.stop)
 	b.scrub.close()
+	b.refetch.wait()
 	b.locks.wait()
+	<-b.txnsDone
+	<-b.txnsDone
 	err := b.group.Close()
 	b.srv.Stop()
 	b.ln.Close()

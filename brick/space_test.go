@@ -87,7 +87,9 @@ func (rs *replicaSet) mutate(cmd *dfspb.StoreCommand) (*dfspb.StoreResult, error
 		_, lc := rs.leader()
 		var r *dfspb.StoreResult
 		r, err = lc.Mutate(rs.t.Context(), cmd)
-		if c := status.Code(err); c != codes.FailedPrecondition && c != codes.Unavailable {
+		// Aborted: leadership lost with the write in flight; these
+		// commands are idempotent, so retry as the client does.
+		if c := status.Code(err); c != codes.FailedPrecondition && c != codes.Unavailable && c != codes.Aborted {
 			return r, err
 		}
 	}

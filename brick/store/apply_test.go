@@ -163,6 +163,33 @@ func populate(t testing.TB, h *harness) {
 	mustOK(t, h.apply(c))
 }
 
+// repairFrom does what a brick does after a restore: every chunk of dst
+// that fails verification is repaired with src's copy. It returns how
+// many were.
+func repairFrom(t testing.TB, dst, src *Store) int {
+	t.Helper()
+	ctx := context.Background()
+	n := 0
+	_, err := dst.Scrub(ctx, func(r ScrubReport) {
+		info, err := dst.ChunkInfo(ctx, r.File, r.Index)
+		if err != nil {
+			t.Fatalf("chunk info %s.%d: %v", r.File, r.Index, err)
+		}
+		data, err := src.ReadChunk(ctx, r.File, r.Index, 0, int(info.Length))
+		if err != nil {
+			t.Fatalf("read %s.%d from the source: %v", r.File, r.Index, err)
+		}
+		if err := dst.RepairChunk(ctx, r.File, r.Index, data); err != nil {
+			t.Fatalf("repair %s.%d: %v", r.File, r.Index, err)
+		}
+		n++
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // memSink is a raft.SnapshotSink in memory.
 type memSink struct {
 	bytes.Buffer
@@ -207,11 +234,29 @@ func TestSnapshotRestore(t *testing.T) {
 	dst := newHarness(t, smallConfig)
 	dst.withRoot()
 	dst.create(root, "to be replaced")
+	var missing []int
+	dst.s.cfg.OnRestore = func(n int) { missing = append(missing, n) }
 	if err := dst.s.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
+	// The snapshot is a manifest: the chunks' data comes from another
+	// member, as the brick does after OnRestore.
+	if len(missing) != 1 || missing[0] != 4 {
+		t.Fatalf("OnRestore got %v, want [4] (chunks to fetch)", missing)
+	}
+	if n := repairFrom(t, dst.s, src.s); n != 4 {
+		t.Fatalf("repaired %d chunks from the source, want 4", n)
+	}
 	got := dump(t, dst.s)
 	diffDumps(t, want, got)
+	// Restoring the same state again keeps every chunk this member holds.
+	if err := dst.s.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
+		t.Fatalf("second Restore: %v", err)
+	}
+	if len(missing) != 2 || missing[1] != 0 {
+		t.Fatalf("OnRestore got %v after restoring what the member holds, want 0 chunks to fetch", missing)
+	}
+	diffDumps(t, want, dump(t, dst.s))
 	if dst.s.AppliedIndex() != src.idx-1 {
 		t.Fatalf("applied index = %d, want %d", dst.s.AppliedIndex(), src.idx-1)
 	}
@@ -286,6 +331,7 @@ func TestSnapshotChunksNewer(t *testing.T) {
 	for _, l := range later {
 		mustOK(t, asResult(t, dst.s.Apply(l)))
 	}
+	repairFrom(t, dst.s, src.s)
 	diffDumps(t, dump(t, src.s), dump(t, dst.s))
 }
 

@@ -26,11 +26,22 @@ import (
 //	records, each a tag byte and its fields:
 //	  'K' len key len value           a Pebble key/value (not a chunk record)
 //	  'C' len key len record len data  a chunk: its index record and file bytes
+//	  'M' len key len record           a chunk: its index record only
 //	'E' then CRC-32C (Castagnoli) of every byte before it, 4 bytes big-endian
+//
+// Persist writes chunks as 'M' records (a manifest): a snapshot holds the
+// metadata, not the file data, so taking one (every few thousand entries,
+// for log compaction) costs a walk of the index instead of a copy of the
+// brick. Restore keeps the chunk files the member already holds whose
+// blocks match their records (hard links into the new generation) and
+// marks the others' blocks bad; Config.OnRestore then lets the brick fetch
+// those from the other members (repair), and reads of a bad block repair
+// it on demand meanwhile. 'C' records (data included) are still read.
 const (
 	snapMagic    = "DFSSNAP1"
 	tagKV        = 'K'
 	tagChunk     = 'C'
+	tagManifest  = 'M'
 	tagEnd       = 'E'
 	maxKeyLen    = 1 << 20
 	maxValueLen  = 64 << 20
@@ -123,7 +134,7 @@ func (f *fsmSnapshot) persist(w io.Writer) error {
 			continue // recomputed by Restore
 		}
 		if file, idx, isChunk := parseChunkKey(k); isChunk {
-			rec, data, err := s.liveChunk(file, idx)
+			rec, err := s.liveRecord(file, idx)
 			if err != nil {
 				return err
 			}
@@ -134,10 +145,10 @@ func (f *fsmSnapshot) persist(w io.Writer) error {
 			if err != nil {
 				return err
 			}
-			if _, err := mw.Write([]byte{tagChunk}); err != nil {
+			if _, err := mw.Write([]byte{tagManifest}); err != nil {
 				return err
 			}
-			for _, b := range [][]byte{k, v, data} {
+			for _, b := range [][]byte{k, v} {
 				if err := writeBytes(b); err != nil {
 					return err
 				}
@@ -172,17 +183,14 @@ func (f *fsmSnapshot) persist(w io.Writer) error {
 	return bw.Flush()
 }
 
-// liveChunk reads a chunk's current record and bytes under its lock.
-func (s *Store) liveChunk(file layout.ID, index uint64) (*dfspb.ChunkInfo, []byte, error) {
+// liveRecord reads a chunk's current record under its lock: the record of
+// the bytes the member holds now, which may be newer than the snapshot
+// (see Snapshot).
+func (s *Store) liveRecord(file layout.ID, index uint64) (*dfspb.ChunkInfo, error) {
 	st := &s.stripes[stripeOf(file, index)]
 	st.RLock()
 	defer st.RUnlock()
-	rec, err := getChunk(s.db, file, index)
-	if err != nil || rec == nil {
-		return nil, nil, err
-	}
-	data, err := readChunkData(s.chunkPath(file, index), int64(rec.Length))
-	return rec, data, err
+	return getChunk(s.db, file, index)
 }
 
 // Release frees the snapshot.
@@ -244,7 +252,8 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return abandon(nil, err)
 	}
-	c, err := s.loadSnapshot(rc, db, filepath.Join(genDir, chunksDir))
+	missing := 0
+	c, err := s.loadSnapshot(rc, db, filepath.Join(genDir, chunksDir), &missing)
 	if err != nil {
 		return abandon(db, err)
 	}
@@ -278,8 +287,74 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	if err := os.RemoveAll(filepath.Join(s.cfg.Dir, oldGen)); err != nil {
 		s.logger.Warn("remove replaced generation", "generation", oldGen, "err", err)
 	}
-	s.logger.Info("restored snapshot", "generation", gen, "applied_index", applied, "inodes", c.Inodes, "chunks", c.Chunks)
+	s.logger.Info("restored snapshot", "generation", gen, "applied_index", applied, "inodes", c.Inodes, "chunks", c.Chunks, "chunks_to_fetch", missing)
+	if s.cfg.OnRestore != nil {
+		s.cfg.OnRestore(missing)
+	}
 	return nil
+}
+
+// loadManifestChunk reads one 'M' record: it adds the chunk's index record
+// to b and keeps this member's copy of the chunk (a hard link from the
+// current generation into chunkDir) when every block matches the record.
+// Otherwise the record goes in with every block marked bad, to be
+// repaired from another member; kept is false then. It returns the
+// chunk's length.
+func (s *Store) loadManifestChunk(hr *hashReader, b *pebble.Batch, chunkDir string) (n int64, kept bool, err error) {
+	k, err := hr.readBytes(maxKeyLen)
+	if err != nil {
+		return 0, false, err
+	}
+	v, err := hr.readBytes(maxValueLen)
+	if err != nil {
+		return 0, false, err
+	}
+	file, idx, ok := parseChunkKey(k)
+	rec := &dfspb.ChunkInfo{}
+	if !ok || proto.Unmarshal(v, rec) != nil {
+		return 0, false, fmt.Errorf("%w: bad chunk record in snapshot", ErrIO)
+	}
+	old := s.chunkPath(file, idx)
+	if s.holds(old, rec) {
+		err := os.Link(old, filepath.Join(chunkDir, chunkRelPath(file, idx)))
+		if err == nil {
+			return int64(rec.Length), true, b.Set(k, v, nil)
+		}
+		s.logger.Warn("restore: cannot keep a chunk file; fetching it instead", "file", file, "chunk", idx, "err", err)
+	}
+	nb := s.nblocks(int64(rec.Length))
+	all := make(map[int64]bool, nb)
+	for i := range nb {
+		all[i] = true
+	}
+	rec.BadBlocks = badList(all, nb)
+	if v, err = marshalChunk(rec); err != nil {
+		return 0, false, err
+	}
+	return int64(rec.Length), false, b.Set(k, v, nil)
+}
+
+// holds reports whether the chunk file at path has the length rec names
+// and blocks that all match its checksums (none marked bad).
+func (s *Store) holds(path string, rec *dfspb.ChunkInfo) bool {
+	if len(rec.BadBlocks) > 0 {
+		return false
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() != int64(rec.Length) {
+		return false
+	}
+	data, err := readChunkData(path, int64(rec.Length))
+	if err != nil {
+		return false
+	}
+	bs := int64(s.cfg.BlockSize)
+	for i := int64(0); i*bs < int64(len(data)); i++ {
+		if int(i) >= len(rec.Crcs) || s.crcOf(data[i*bs:min((i+1)*bs, int64(len(data)))]) != rec.Crcs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // hashReader reads from a bufio.Reader, hashing every byte consumed.
@@ -318,7 +393,7 @@ func (r *hashReader) readBytes(limit uint64) ([]byte, error) {
 
 // loadSnapshot reads a snapshot stream into an empty database and chunk
 // directory and returns the counts of what it loaded.
-func (s *Store) loadSnapshot(r io.Reader, db *pebble.DB, chunkDir string) (counts, error) {
+func (s *Store) loadSnapshot(r io.Reader, db *pebble.DB, chunkDir string, missing *int) (counts, error) {
 	var c counts
 	hr := &hashReader{r: bufio.NewReaderSize(r, 1<<20), h: crc32.New(s.crc)}
 	magic := make([]byte, len(snapMagic))
@@ -370,6 +445,16 @@ func (s *Store) loadSnapshot(r io.Reader, db *pebble.DB, chunkDir string) (count
 			}
 			c.Chunks++
 			c.ChunkBytes += uint64(n)
+		case tagManifest:
+			n, kept, err := s.loadManifestChunk(hr, b, chunkDir)
+			if err != nil {
+				return c, err
+			}
+			c.Chunks++
+			c.ChunkBytes += uint64(n)
+			if !kept {
+				*missing++
+			}
 		case tagEnd:
 			want := hr.h.Sum32()
 			var sum [4]byte

@@ -36,6 +36,11 @@ type Config struct {
 	// Dir is the store's directory (inside the brick's .dfs directory). It
 	// is created if it does not exist. Required; there is no default.
 	Dir string
+	// OnRestore, if set, is called after Restore installed a snapshot,
+	// with the number of chunks whose data this member lacks (their
+	// blocks are marked bad; repair them from other members). It must
+	// not block. Default: nil.
+	OnRestore func(missing int)
 	// Logger receives the store's and Pebble's log messages (Pebble's
 	// routine chatter at Debug). Default: discard (also when nil).
 	Logger *slog.Logger

@@ -232,6 +232,10 @@ func (g *Group) Apply(ctx context.Context, data []byte) (any, error) {
 	return f.Response(), nil
 }
 
+// Snapshot takes a snapshot now and compacts the log behind it (keeping
+// TrailingLogs entries).
+func (g *Group) Snapshot() error { return translate(g.raft.Snapshot().Error()) }
+
 // Barrier waits until every entry committed before it has been applied.
 func (g *Group) Barrier(ctx context.Context) error {
 	timeout := 10 * time.Second
