@@ -102,6 +102,9 @@ type Brick struct {
 
 	locks *lockLeases
 
+	txns     *Coordinator  // transactions across subvolumes (txn.go)
+	txnsDone chan struct{} // closed when the recovery loop ends
+
 	refetch *refetcher // chunk data after a snapshot (refetch.go)
 }
 
@@ -173,6 +176,8 @@ func Start(cfg Config) (b *Brick, err error) {
 		}
 	}
 	b.locks = startLockLeases(b, cfg.LockLease)
+	b.txns, b.txnsDone = NewCoordinator(brickHost{b}, cfg.Logger), make(chan struct{})
+	go b.runTxnRecovery(b.txnsDone)
 	b.scrub = newScrubber(b.store, b.repairChunk, filepath.Join(cfg.Path, MetaDir), cfg.Logger)
 	b.scrub.start(b.stop)
 	b.refetch.start()
@@ -198,6 +203,7 @@ func (b *Brick) Close() error {
 	b.scrub.close()
 	b.refetch.wait()
 	b.locks.wait()
+	<-b.txnsDone
 	err := b.group.Close()
 	b.srv.Stop()
 	b.ln.Close()

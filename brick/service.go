@@ -92,6 +92,7 @@ func (s *service) Mutate(ctx context.Context, cmd *dfspb.StoreCommand) (*dfspb.S
 			return storeFailure(err), nil
 		}
 	}
+	s.b.waitTxnEntries(ctx, cmd)
 	cmd.NowNs = nowNs()
 	data, err := store.EncodeCommand(cmd)
 	if err != nil {

@@ -228,6 +228,9 @@ func (t *txn) applyEntry(l *raft.Log) *dfspb.StoreResult {
 }
 
 func (t *txn) dispatch(cmd *dfspb.StoreCommand) (*dfspb.StoreResult, error) {
+	if err := t.txnGuard(cmd); err != nil {
+		return nil, err
+	}
 	switch op := cmd.GetOp().(type) {
 	case *dfspb.StoreCommand_CreateEntry:
 		return t.createEntry(op.CreateEntry)
@@ -269,6 +272,16 @@ func (t *txn) dispatch(cmd *dfspb.StoreCommand) (*dfspb.StoreResult, error) {
 		return t.setLock(op.SetLock)
 	case *dfspb.StoreCommand_ExpireLockSession:
 		return t.expireLockSession(op.ExpireLockSession)
+	case *dfspb.StoreCommand_TxnBegin:
+		return t.txnBegin(op.TxnBegin)
+	case *dfspb.StoreCommand_TxnDecide:
+		return t.txnDecide(op.TxnDecide)
+	case *dfspb.StoreCommand_TxnEnd:
+		return t.txnEnd(op.TxnEnd)
+	case *dfspb.StoreCommand_TxnStep:
+		return t.txnStep(op.TxnStep)
+	case *dfspb.StoreCommand_TxnForget:
+		return t.txnForget(op.TxnForget)
 	default:
 		return nil, fmt.Errorf("%w: unknown command %T", ErrInvalid, op)
 	}

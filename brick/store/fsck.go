@@ -179,6 +179,8 @@ func (w *walker) record(snap *pebble.Snapshot, k, v []byte, out *dfspb.WalkStore
 			detail = string(k[1+idLen:])
 		}
 		out.Strays = append(out.Strays, &dfspb.WalkStray{Kind: kind, Id: id[:], Detail: detail})
+	case prefixTxn:
+		return walkTxn(v, out)
 	default:
 		return false
 	}

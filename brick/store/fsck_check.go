@@ -24,6 +24,8 @@ const (
 	FsckStray          = "stray-record"        // inline data, xattrs or op ids of a missing inode
 	FsckBadRecord      = "bad-record"          // a record that does not decode
 	FsckOpenOrphan     = "open-orphan"         // a note: unlinked while open, awaiting its last close
+	FsckStuckTxn       = "stuck-transaction"   // a transaction across subvolumes unfinished for TxnStuckAfter
+	FsckTxn            = "transaction"         // a note: a transaction across subvolumes in progress
 )
 
 // Checker finds what is inconsistent between the stores of a volume's
@@ -39,6 +41,7 @@ type Checker struct {
 	chunks  map[layout.ID]*chunksOf
 	strays  []strayAt
 	nChunks uint64
+	txns    []txnAt
 }
 
 type inodeAt struct {
@@ -93,6 +96,9 @@ func (c *Checker) Add(sub int, page *dfspb.WalkStoreResponse) {
 	}
 	for _, s := range page.Strays {
 		c.strays = append(c.strays, strayAt{sub, s})
+	}
+	for _, in := range page.Txns {
+		c.txns = append(c.txns, txnAt{sub, in})
 	}
 }
 
@@ -218,6 +224,7 @@ func (c *Checker) Result() FsckResult {
 		}
 		problem(kind, s.sub, toID(s.s.Id), "%s", detail)
 	}
+	c.checkTxns(&r)
 	sortProblems(r.Problems)
 	sortProblems(r.Notes)
 	return r

@@ -15,11 +15,10 @@ import (
 // no links left.
 //
 // When n's inode lives on the subvolume of newDir's entries this is one
-// atomic Link{new_link}. Otherwise n's link count grows first on its own
-// subvolume (AdjustLink, safe to retry by its op id), then the entry is
-// linked; if that fails, the count is taken back. A crash in between
-// leaves the count one too high (the file outlives its names until fsck),
-// never too low.
+// atomic Link{new_link}. Otherwise it is a transaction coordinated by
+// newDir's subvolume: n's link count grows on its own subvolume, then the
+// entry is made (or the count taken back); a crash of either leader leaves
+// both done or neither.
 func (v *Volume) Link(ctx context.Context, n Node, newDir Node, newName string) (*dfspb.Attr, error) {
 	if err := checkName(newName); err != nil {
 		return nil, err
@@ -50,21 +49,27 @@ func (v *Volume) Link(ctx context.Context, n Node, newDir Node, newName string) 
 		}
 		return v.overlayOpen(attr), nil
 	}
-	res, err := v.adjustLink(ctx, n, +1, false)
+	// A transaction coordinated by newDir's subvolume: the new name is
+	// held (and checked absent) there while n's link count grows on its
+	// own subvolume, then the entry is made; if it cannot be, the count is
+	// taken back.
+	up, down := layout.NewID(), layout.NewID()
+	in := &dfspb.TxnIntent{
+		Op:      dfspb.TxnOp_TXN_OP_LINK,
+		Summary: fmt.Sprintf("link %s as %s/%q", n.ID, newDir.ID, newName),
+		Locks:   []*dfspb.TxnEntryLock{{Parent: newDir.ID[:], Name: newName, ExpectAbsent: true}},
+		Prepare: []*dfspb.TxnStep{v.txnStep(subI, false,
+			&dfspb.StoreCommand{Op: &dfspb.StoreCommand_AdjustLink{AdjustLink: &dfspb.AdjustLinkCmd{Id: n.ID[:], Delta: 1, OpId: up[:]}}},
+			&dfspb.StoreCommand{Op: &dfspb.StoreCommand_AdjustLink{AdjustLink: &dfspb.AdjustLinkCmd{Id: n.ID[:], Delta: -1, OpId: down[:]}}})},
+		Commit: &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Link{Link: link}},
+	}
+	out, err := v.runTxn(ctx, subD, "link", in)
 	if err != nil {
 		return nil, err
 	}
-	attr := res.GetAttr()
-	ctx = context.WithoutCancel(ctx)
-	lres, amb, err := v.mutate(ctx, subD, "link", &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Link{Link: link}})
-	if err == nil && lres.GetExisted() && !amb {
-		err = fmt.Errorf("link %q: %w", newName, ErrExists)
-	}
-	if err != nil {
-		if _, uerr := v.adjustLink(ctx, n, -1, false); uerr != nil {
-			v.logger.Warn("link failed and its link count could not be taken back; fsck will fix it", "id", n.ID, "err", uerr)
-		}
-		return nil, err
+	var attr *dfspb.Attr
+	if rs := out.GetResults(); len(rs) > 0 {
+		attr = rs[0].GetAttr()
 	}
 	if attr == nil {
 		return v.GetAttr(ctx, n)

@@ -413,9 +413,11 @@ func (v *Volume) deleteChunks(ctx context.Context, file layout.ID, from uint64) 
 }
 
 // Rmdir removes the empty directory name from dir. When the directory's
-// inode lives on another subvolume than dir's entries, it is sealed first
-// (no entry can be added to it any more; ErrNotEmpty if it has any), then
-// unlinked, then dropped; a failed unlink unseals it.
+// inode lives on another subvolume than dir's entries, this is a
+// transaction coordinated by dir's subvolume: the directory is sealed on
+// its own (no entry can be added to it any more; ErrNotEmpty if it has
+// any), unlinked, then dropped; all or nothing, also across a crash of
+// either leader.
 func (v *Volume) Rmdir(ctx context.Context, dir Node, name string) error {
 	child, _, err := v.lookupEntry(ctx, dir, name)
 	if err != nil {
@@ -434,22 +436,25 @@ func (v *Volume) Rmdir(ctx context.Context, dir Node, name string) error {
 		}
 		return err
 	}
-	seal := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_SealDir{SealDir: &dfspb.SealDirCmd{Dir: child.ID[:]}}}
-	if _, _, err := v.mutate(ctx, subD, "rmdir", seal); err != nil && !errors.Is(err, ErrNotFound) {
-		return err
+	// A transaction coordinated by dir's subvolume: the entry is held
+	// there while the directory is sealed on its own subvolume (which
+	// checks that it is empty), then the entry goes and the inode is
+	// dropped; if it is not empty, nothing changes.
+	in := &dfspb.TxnIntent{
+		Op:      dfspb.TxnOp_TXN_OP_RMDIR,
+		Summary: fmt.Sprintf("rmdir %s/%q", dir.ID, name),
+		Locks:   []*dfspb.TxnEntryLock{{Parent: dir.ID[:], Name: name, ExpectChild: child.ID[:], ExpectDir: true}},
+		Prepare: []*dfspb.TxnStep{v.txnStep(subD, true,
+			&dfspb.StoreCommand{Op: &dfspb.StoreCommand_SealDir{SealDir: &dfspb.SealDirCmd{Dir: child.ID[:]}}},
+			&dfspb.StoreCommand{Op: &dfspb.StoreCommand_UnsealDir{UnsealDir: &dfspb.UnsealDirCmd{Dir: child.ID[:]}}})},
+		Commit: &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Unlink{Unlink: &dfspb.UnlinkCmd{
+			Parent: dir.ID[:], Name: name, ExpectDir: true, ExpectChild: child.ID[:],
+		}}},
+		AfterCommit: []*dfspb.TxnStep{v.txnStep(subD, true,
+			&dfspb.StoreCommand{Op: &dfspb.StoreCommand_DropInode{DropInode: &dfspb.DropInodeCmd{Id: child.ID[:]}}}, nil)},
 	}
-	ctx = context.WithoutCancel(ctx)
-	res, amb, err := v.mutate(ctx, subP, "rmdir", unlink)
-	switch {
-	case amb && errors.Is(err, ErrNotFound):
-	case err != nil:
-		v.unseal(ctx, child)
-		return err
-	case res.GetRemoved().GetLocal():
-		return nil // the inode was in the parent's store after all
-	}
-	v.dropInode(ctx, child)
-	return nil
+	_, err = v.runTxn(ctx, subP, "rmdir", in)
+	return err
 }
 
 // unseal undoes a SealDir; a failure leaves the directory refusing new

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dfsproject/dfs/pkg/layout"
 	"github.com/dfsproject/dfs/proto/dfspb"
 )
 
@@ -19,10 +20,11 @@ const (
 // with RenameNoReplace or RenameExchange.
 //
 // When both directories' entries live on one subvolume this is one atomic
-// Raft command. Otherwise the entry is linked under the new name first and
-// then unlinked under the old one (its inode stays where it is): a crash in
-// between leaves both names, never none. RenameExchange across subvolumes
-// is not supported (ErrNotSupported).
+// Raft command. Otherwise it is a transaction over the two subvolumes'
+// Raft groups (renameAcross): done entirely or not at all, also when a
+// leader crashes mid-way; a target is replaced atomically, and once
+// Rename returns only the new name exists. RenameExchange across
+// subvolumes is not supported (ErrNotSupported).
 func (v *Volume) Rename(ctx context.Context, oldDir Node, oldName string, newDir Node, newName string, flags uint32) error {
 	if err := checkName(oldName); err != nil {
 		return err
@@ -118,47 +120,100 @@ func (v *Volume) renameLocal(ctx context.Context, oldDir Node, oldName string, n
 }
 
 // renameAcross moves an entry between directories whose entries live on
-// different subvolumes: Link under the new name (replacing a target), then
-// Unlink the old name keeping the inode.
+// different subvolumes, as one transaction coordinated by the leader of
+// the source's subvolume (see the package documentation): it links the
+// inode under the new name on newDir's subvolume (replacing a target
+// atomically there), then removes the old name. A directory target whose
+// inode lives on a third subvolume is sealed first (its emptiness is
+// checked there) and dropped at the end. The inode never moves.
 func (v *Volume) renameAcross(ctx context.Context, oldDir Node, oldName string, newDir Node, newName string, flags uint32) error {
 	src, _, err := v.lookupEntry(ctx, oldDir, oldName)
 	if err != nil {
 		return err
 	}
-	// Remove the old entry only if it still names the inode just linked.
-	unlink := &dfspb.UnlinkCmd{Parent: oldDir.ID[:], Name: oldName, ExpectDir: src.IsDir(), KeepInode: true, ExpectChild: src.ID[:]}
-	var sealed *Node
-	if flags&RenameNoReplace == 0 {
-		if sealed, err = v.sealTarget(ctx, oldDir, oldName, newDir, newName); err != nil {
-			return err
-		}
-	}
-	ctx = context.WithoutCancel(ctx)
+	subA, subB := v.subOfDir(oldDir.ID), v.subOfDir(newDir.ID)
 	all, ids := v.keepOpen()
-	link := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Link{Link: &dfspb.LinkCmd{
+	link := &dfspb.LinkCmd{
 		Parent: newDir.ID[:], Name: newName, Child: src.ID[:], ChildType: src.Type, Locator: src.Locator[:],
-		Exclusive: flags&RenameNoReplace != 0, TargetSealed: sealed != nil, KeepOpen: all, KeepIds: ids,
-	}}}
-	// A Link retried after an ambiguous failure finds its own entry and
-	// succeeds, so an error is a real failure.
-	res, _, err := v.mutate(ctx, v.subOfDir(newDir.ID), "rename", link)
-	if err != nil {
-		if sealed != nil {
-			v.unseal(ctx, *sealed)
+		Exclusive: flags&RenameNoReplace != 0, KeepOpen: all, KeepIds: ids,
+	}
+	in := &dfspb.TxnIntent{
+		Op:      dfspb.TxnOp_TXN_OP_RENAME,
+		Summary: fmt.Sprintf("rename %s/%q -> %s/%q", oldDir.ID, oldName, newDir.ID, newName),
+		Locks:   []*dfspb.TxnEntryLock{{Parent: oldDir.ID[:], Name: oldName, ExpectChild: src.ID[:]}},
+		Commit: &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Unlink{Unlink: &dfspb.UnlinkCmd{
+			Parent: oldDir.ID[:], Name: oldName, ExpectDir: src.IsDir(), KeepInode: true, ExpectChild: src.ID[:],
+		}}},
+	}
+	if flags&RenameNoReplace == 0 {
+		tgt, _, err := v.lookupEntry(ctx, newDir, newName)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		case tgt.ID == src.ID:
+			return nil // two names of one file: rename(2) does nothing
+		case tgt.IsDir() && !src.IsDir():
+			return fmt.Errorf("rename: target %q: %w", newName, ErrIsDir)
+		case !tgt.IsDir() && src.IsDir():
+			return fmt.Errorf("rename: target %q: %w", newName, ErrNotDir)
+		case tgt.IsDir() && v.subOfDir(tgt.ID) != subB:
+			// newDir's store cannot check the target's emptiness: seal
+			// it on its own subvolume first, drop it once replaced.
+			subT := v.subOfDir(tgt.ID)
+			in.Prepare = append(in.Prepare, v.txnStep(subT, true,
+				&dfspb.StoreCommand{Op: &dfspb.StoreCommand_SealDir{SealDir: &dfspb.SealDirCmd{Dir: tgt.ID[:]}}},
+				&dfspb.StoreCommand{Op: &dfspb.StoreCommand_UnsealDir{UnsealDir: &dfspb.UnsealDirCmd{Dir: tgt.ID[:]}}}))
+			in.AfterCommit = append(in.AfterCommit, v.txnStep(subT, true,
+				&dfspb.StoreCommand{Op: &dfspb.StoreCommand_DropInode{DropInode: &dfspb.DropInodeCmd{Id: tgt.ID[:]}}}, nil))
+			link.TargetSealed = true
 		}
+	}
+	in.Prepare = append(in.Prepare, v.txnStep(subB, false, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Link{Link: link}}, nil))
+	out, err := v.runTxn(ctx, subA, "rename", in)
+	if err != nil {
 		return err
 	}
-	_, amb, err := v.mutate(ctx, v.subOfDir(oldDir.ID), "rename", &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Unlink{Unlink: unlink}})
-	if err != nil && !(amb && errors.Is(err, ErrNotFound)) {
-		// Both names now lead to the inode; fsck reconciles the link
-		// count. Report the failure: the old name is still there.
-		v.logger.Error("rename across subvolumes: linked under the new name but could not unlink the old one",
-			"old", oldName, "new", newName, "id", src.ID, "err", err)
-		return err
+	if rs := out.GetResults(); len(rs) > 0 {
+		v.finishRemoved(context.WithoutCancel(ctx), rs[len(rs)-1].GetRemoved())
 	}
-	if sealed != nil {
-		v.dropInode(ctx, *sealed)
-	}
-	v.finishRemoved(ctx, res.GetRemoved())
 	return nil
+}
+
+// txnStep plans a step of a transaction on subvolume sub: cmd, and undo
+// to revert it if the transaction aborts after cmd succeeded.
+// notFoundOK counts a NOT_FOUND answer as success.
+func (v *Volume) txnStep(sub int, notFoundOK bool, cmd, undo *dfspb.StoreCommand) *dfspb.TxnStep {
+	var bricks []string
+	if top := v.topo.Load(); sub < len(top.bricks) {
+		bricks = top.bricks[sub]
+	}
+	return &dfspb.TxnStep{Subvolume: uint32(sub), Bricks: bricks, Cmd: cmd, Undo: undo, NotFoundOk: notFoundOK}
+}
+
+// runTxn runs the transaction in with subvolume coord as coordinator: one
+// RunTxn to its leader, which answers once the transaction is done. A
+// retry after an ambiguous failure carries the same transaction id and
+// gets the first attempt's outcome. It returns the finished record, or
+// the error that aborted the transaction (nothing of it was done).
+func (v *Volume) runTxn(ctx context.Context, coord int, what string, in *dfspb.TxnIntent) (*dfspb.TxnIntent, error) {
+	id := layout.NewID()
+	in.TxnId, in.Subvolume = id[:], uint32(coord)
+	req := &dfspb.RunTxnRequest{Intent: in}
+	var resp *dfspb.RunTxnResponse
+	// Once sent, the transaction finishes whatever the caller does: wait
+	// for its outcome rather than report an interrupt for an operation
+	// that may be done.
+	_, err := v.call(context.WithoutCancel(ctx), coord, what, func(ctx context.Context, c dfspb.BrickServiceClient, o callOpts) error {
+		r, err := c.RunTxn(ctx, req, o...)
+		resp = r
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := codeError(resp.GetCode(), resp.GetMessage()); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return resp.GetIntent(), nil
 }

@@ -80,6 +80,113 @@ func (VolumeState) EnumDescriptor() ([]byte, []int) {
 	return file_dfs_proto_rawDescGZIP(), []int{0}
 }
 
+type RunTxnRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Intent        *TxnIntent             `protobuf:"bytes,1,opt,name=intent,proto3" json:"intent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunTxnRequest) Reset() {
+	*x = RunTxnRequest{}
+	mi := &file_dfs_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunTxnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunTxnRequest) ProtoMessage() {}
+
+func (x *RunTxnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunTxnRequest.ProtoReflect.Descriptor instead.
+func (*RunTxnRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RunTxnRequest) GetIntent() *TxnIntent {
+	if x != nil {
+		return x.Intent
+	}
+	return nil
+}
+
+// RunTxnResponse: code and message are OK when the transaction committed,
+// otherwise the failure that aborted it. intent is the finished record
+// (the prepare steps' results, the commit's result).
+type RunTxnResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          StoreErrorCode         `protobuf:"varint,1,opt,name=code,proto3,enum=dfs.v1.StoreErrorCode" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Intent        *TxnIntent             `protobuf:"bytes,3,opt,name=intent,proto3" json:"intent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunTxnResponse) Reset() {
+	*x = RunTxnResponse{}
+	mi := &file_dfs_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunTxnResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunTxnResponse) ProtoMessage() {}
+
+func (x *RunTxnResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunTxnResponse.ProtoReflect.Descriptor instead.
+func (*RunTxnResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RunTxnResponse) GetCode() StoreErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return StoreErrorCode_STORE_ERROR_CODE_OK
+}
+
+func (x *RunTxnResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *RunTxnResponse) GetIntent() *TxnIntent {
+	if x != nil {
+		return x.Intent
+	}
+	return nil
+}
+
 type Peer struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -95,7 +202,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_dfs_proto_msgTypes[0]
+	mi := &file_dfs_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -107,7 +214,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[0]
+	mi := &file_dfs_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -120,7 +227,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{0}
+	return file_dfs_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Peer) GetId() string {
@@ -174,7 +281,7 @@ type PeerProbeRequest struct {
 
 func (x *PeerProbeRequest) Reset() {
 	*x = PeerProbeRequest{}
-	mi := &file_dfs_proto_msgTypes[1]
+	mi := &file_dfs_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -186,7 +293,7 @@ func (x *PeerProbeRequest) String() string {
 func (*PeerProbeRequest) ProtoMessage() {}
 
 func (x *PeerProbeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[1]
+	mi := &file_dfs_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -199,7 +306,7 @@ func (x *PeerProbeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerProbeRequest.ProtoReflect.Descriptor instead.
 func (*PeerProbeRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{1}
+	return file_dfs_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PeerProbeRequest) GetAddress() string {
@@ -220,7 +327,7 @@ type PeerProbeResponse struct {
 
 func (x *PeerProbeResponse) Reset() {
 	*x = PeerProbeResponse{}
-	mi := &file_dfs_proto_msgTypes[2]
+	mi := &file_dfs_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -232,7 +339,7 @@ func (x *PeerProbeResponse) String() string {
 func (*PeerProbeResponse) ProtoMessage() {}
 
 func (x *PeerProbeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[2]
+	mi := &file_dfs_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -245,7 +352,7 @@ func (x *PeerProbeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerProbeResponse.ProtoReflect.Descriptor instead.
 func (*PeerProbeResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{2}
+	return file_dfs_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PeerProbeResponse) GetPeer() *Peer {
@@ -272,7 +379,7 @@ type PeerDetachRequest struct {
 
 func (x *PeerDetachRequest) Reset() {
 	*x = PeerDetachRequest{}
-	mi := &file_dfs_proto_msgTypes[3]
+	mi := &file_dfs_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -284,7 +391,7 @@ func (x *PeerDetachRequest) String() string {
 func (*PeerDetachRequest) ProtoMessage() {}
 
 func (x *PeerDetachRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[3]
+	mi := &file_dfs_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -297,7 +404,7 @@ func (x *PeerDetachRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerDetachRequest.ProtoReflect.Descriptor instead.
 func (*PeerDetachRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{3}
+	return file_dfs_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PeerDetachRequest) GetAddress() string {
@@ -322,7 +429,7 @@ type PeerDetachResponse struct {
 
 func (x *PeerDetachResponse) Reset() {
 	*x = PeerDetachResponse{}
-	mi := &file_dfs_proto_msgTypes[4]
+	mi := &file_dfs_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -334,7 +441,7 @@ func (x *PeerDetachResponse) String() string {
 func (*PeerDetachResponse) ProtoMessage() {}
 
 func (x *PeerDetachResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[4]
+	mi := &file_dfs_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -347,7 +454,7 @@ func (x *PeerDetachResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerDetachResponse.ProtoReflect.Descriptor instead.
 func (*PeerDetachResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{4}
+	return file_dfs_proto_rawDescGZIP(), []int{6}
 }
 
 type PeerListRequest struct {
@@ -358,7 +465,7 @@ type PeerListRequest struct {
 
 func (x *PeerListRequest) Reset() {
 	*x = PeerListRequest{}
-	mi := &file_dfs_proto_msgTypes[5]
+	mi := &file_dfs_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +477,7 @@ func (x *PeerListRequest) String() string {
 func (*PeerListRequest) ProtoMessage() {}
 
 func (x *PeerListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[5]
+	mi := &file_dfs_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +490,7 @@ func (x *PeerListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerListRequest.ProtoReflect.Descriptor instead.
 func (*PeerListRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{5}
+	return file_dfs_proto_rawDescGZIP(), []int{7}
 }
 
 type PeerListResponse struct {
@@ -397,7 +504,7 @@ type PeerListResponse struct {
 
 func (x *PeerListResponse) Reset() {
 	*x = PeerListResponse{}
-	mi := &file_dfs_proto_msgTypes[6]
+	mi := &file_dfs_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +516,7 @@ func (x *PeerListResponse) String() string {
 func (*PeerListResponse) ProtoMessage() {}
 
 func (x *PeerListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[6]
+	mi := &file_dfs_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +529,7 @@ func (x *PeerListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerListResponse.ProtoReflect.Descriptor instead.
 func (*PeerListResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{6}
+	return file_dfs_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PeerListResponse) GetPeers() []*Peer {
@@ -456,7 +563,7 @@ type BrickSpec struct {
 
 func (x *BrickSpec) Reset() {
 	*x = BrickSpec{}
-	mi := &file_dfs_proto_msgTypes[7]
+	mi := &file_dfs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +575,7 @@ func (x *BrickSpec) String() string {
 func (*BrickSpec) ProtoMessage() {}
 
 func (x *BrickSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[7]
+	mi := &file_dfs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +588,7 @@ func (x *BrickSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickSpec.ProtoReflect.Descriptor instead.
 func (*BrickSpec) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{7}
+	return file_dfs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BrickSpec) GetHost() string {
@@ -514,7 +621,7 @@ type VolumeCreateRequest struct {
 
 func (x *VolumeCreateRequest) Reset() {
 	*x = VolumeCreateRequest{}
-	mi := &file_dfs_proto_msgTypes[8]
+	mi := &file_dfs_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +633,7 @@ func (x *VolumeCreateRequest) String() string {
 func (*VolumeCreateRequest) ProtoMessage() {}
 
 func (x *VolumeCreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[8]
+	mi := &file_dfs_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +646,7 @@ func (x *VolumeCreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeCreateRequest.ProtoReflect.Descriptor instead.
 func (*VolumeCreateRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{8}
+	return file_dfs_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VolumeCreateRequest) GetName() string {
@@ -601,7 +708,7 @@ type VolumeCreateResponse struct {
 
 func (x *VolumeCreateResponse) Reset() {
 	*x = VolumeCreateResponse{}
-	mi := &file_dfs_proto_msgTypes[9]
+	mi := &file_dfs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +720,7 @@ func (x *VolumeCreateResponse) String() string {
 func (*VolumeCreateResponse) ProtoMessage() {}
 
 func (x *VolumeCreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[9]
+	mi := &file_dfs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +733,7 @@ func (x *VolumeCreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeCreateResponse.ProtoReflect.Descriptor instead.
 func (*VolumeCreateResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{9}
+	return file_dfs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *VolumeCreateResponse) GetVolume() *Volume {
@@ -653,7 +760,7 @@ type VolumeStartRequest struct {
 
 func (x *VolumeStartRequest) Reset() {
 	*x = VolumeStartRequest{}
-	mi := &file_dfs_proto_msgTypes[10]
+	mi := &file_dfs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +772,7 @@ func (x *VolumeStartRequest) String() string {
 func (*VolumeStartRequest) ProtoMessage() {}
 
 func (x *VolumeStartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[10]
+	mi := &file_dfs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +785,7 @@ func (x *VolumeStartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeStartRequest.ProtoReflect.Descriptor instead.
 func (*VolumeStartRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{10}
+	return file_dfs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *VolumeStartRequest) GetName() string {
@@ -703,7 +810,7 @@ type VolumeStartResponse struct {
 
 func (x *VolumeStartResponse) Reset() {
 	*x = VolumeStartResponse{}
-	mi := &file_dfs_proto_msgTypes[11]
+	mi := &file_dfs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +822,7 @@ func (x *VolumeStartResponse) String() string {
 func (*VolumeStartResponse) ProtoMessage() {}
 
 func (x *VolumeStartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[11]
+	mi := &file_dfs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +835,7 @@ func (x *VolumeStartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeStartResponse.ProtoReflect.Descriptor instead.
 func (*VolumeStartResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{11}
+	return file_dfs_proto_rawDescGZIP(), []int{13}
 }
 
 type VolumeStopRequest struct {
@@ -741,7 +848,7 @@ type VolumeStopRequest struct {
 
 func (x *VolumeStopRequest) Reset() {
 	*x = VolumeStopRequest{}
-	mi := &file_dfs_proto_msgTypes[12]
+	mi := &file_dfs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +860,7 @@ func (x *VolumeStopRequest) String() string {
 func (*VolumeStopRequest) ProtoMessage() {}
 
 func (x *VolumeStopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[12]
+	mi := &file_dfs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +873,7 @@ func (x *VolumeStopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeStopRequest.ProtoReflect.Descriptor instead.
 func (*VolumeStopRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{12}
+	return file_dfs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *VolumeStopRequest) GetName() string {
@@ -791,7 +898,7 @@ type VolumeStopResponse struct {
 
 func (x *VolumeStopResponse) Reset() {
 	*x = VolumeStopResponse{}
-	mi := &file_dfs_proto_msgTypes[13]
+	mi := &file_dfs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +910,7 @@ func (x *VolumeStopResponse) String() string {
 func (*VolumeStopResponse) ProtoMessage() {}
 
 func (x *VolumeStopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[13]
+	mi := &file_dfs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +923,7 @@ func (x *VolumeStopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeStopResponse.ProtoReflect.Descriptor instead.
 func (*VolumeStopResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{13}
+	return file_dfs_proto_rawDescGZIP(), []int{15}
 }
 
 type VolumeDeleteRequest struct {
@@ -828,7 +935,7 @@ type VolumeDeleteRequest struct {
 
 func (x *VolumeDeleteRequest) Reset() {
 	*x = VolumeDeleteRequest{}
-	mi := &file_dfs_proto_msgTypes[14]
+	mi := &file_dfs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +947,7 @@ func (x *VolumeDeleteRequest) String() string {
 func (*VolumeDeleteRequest) ProtoMessage() {}
 
 func (x *VolumeDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[14]
+	mi := &file_dfs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +960,7 @@ func (x *VolumeDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeDeleteRequest.ProtoReflect.Descriptor instead.
 func (*VolumeDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{14}
+	return file_dfs_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *VolumeDeleteRequest) GetName() string {
@@ -871,7 +978,7 @@ type VolumeDeleteResponse struct {
 
 func (x *VolumeDeleteResponse) Reset() {
 	*x = VolumeDeleteResponse{}
-	mi := &file_dfs_proto_msgTypes[15]
+	mi := &file_dfs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +990,7 @@ func (x *VolumeDeleteResponse) String() string {
 func (*VolumeDeleteResponse) ProtoMessage() {}
 
 func (x *VolumeDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[15]
+	mi := &file_dfs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1003,7 @@ func (x *VolumeDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeDeleteResponse.ProtoReflect.Descriptor instead.
 func (*VolumeDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{15}
+	return file_dfs_proto_rawDescGZIP(), []int{17}
 }
 
 type Brick struct {
@@ -912,7 +1019,7 @@ type Brick struct {
 
 func (x *Brick) Reset() {
 	*x = Brick{}
-	mi := &file_dfs_proto_msgTypes[16]
+	mi := &file_dfs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1031,7 @@ func (x *Brick) String() string {
 func (*Brick) ProtoMessage() {}
 
 func (x *Brick) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[16]
+	mi := &file_dfs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1044,7 @@ func (x *Brick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Brick.ProtoReflect.Descriptor instead.
 func (*Brick) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{16}
+	return file_dfs_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Brick) GetHost() string {
@@ -997,7 +1104,7 @@ type Volume struct {
 
 func (x *Volume) Reset() {
 	*x = Volume{}
-	mi := &file_dfs_proto_msgTypes[17]
+	mi := &file_dfs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1116,7 @@ func (x *Volume) String() string {
 func (*Volume) ProtoMessage() {}
 
 func (x *Volume) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[17]
+	mi := &file_dfs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1129,7 @@ func (x *Volume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Volume.ProtoReflect.Descriptor instead.
 func (*Volume) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{17}
+	return file_dfs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Volume) GetId() string {
@@ -1126,7 +1233,7 @@ type VolumeInfoRequest struct {
 
 func (x *VolumeInfoRequest) Reset() {
 	*x = VolumeInfoRequest{}
-	mi := &file_dfs_proto_msgTypes[18]
+	mi := &file_dfs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1245,7 @@ func (x *VolumeInfoRequest) String() string {
 func (*VolumeInfoRequest) ProtoMessage() {}
 
 func (x *VolumeInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[18]
+	mi := &file_dfs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1258,7 @@ func (x *VolumeInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeInfoRequest.ProtoReflect.Descriptor instead.
 func (*VolumeInfoRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{18}
+	return file_dfs_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *VolumeInfoRequest) GetName() string {
@@ -1170,7 +1277,7 @@ type VolumeInfoResponse struct {
 
 func (x *VolumeInfoResponse) Reset() {
 	*x = VolumeInfoResponse{}
-	mi := &file_dfs_proto_msgTypes[19]
+	mi := &file_dfs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1289,7 @@ func (x *VolumeInfoResponse) String() string {
 func (*VolumeInfoResponse) ProtoMessage() {}
 
 func (x *VolumeInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[19]
+	mi := &file_dfs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1302,7 @@ func (x *VolumeInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeInfoResponse.ProtoReflect.Descriptor instead.
 func (*VolumeInfoResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{19}
+	return file_dfs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *VolumeInfoResponse) GetVolumes() []*Volume {
@@ -1229,7 +1336,7 @@ type BrickStatus struct {
 
 func (x *BrickStatus) Reset() {
 	*x = BrickStatus{}
-	mi := &file_dfs_proto_msgTypes[20]
+	mi := &file_dfs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1348,7 @@ func (x *BrickStatus) String() string {
 func (*BrickStatus) ProtoMessage() {}
 
 func (x *BrickStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[20]
+	mi := &file_dfs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1361,7 @@ func (x *BrickStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickStatus.ProtoReflect.Descriptor instead.
 func (*BrickStatus) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{20}
+	return file_dfs_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BrickStatus) GetHost() string {
@@ -1374,7 +1481,7 @@ type SubvolumeStatus struct {
 
 func (x *SubvolumeStatus) Reset() {
 	*x = SubvolumeStatus{}
-	mi := &file_dfs_proto_msgTypes[21]
+	mi := &file_dfs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1493,7 @@ func (x *SubvolumeStatus) String() string {
 func (*SubvolumeStatus) ProtoMessage() {}
 
 func (x *SubvolumeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[21]
+	mi := &file_dfs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1506,7 @@ func (x *SubvolumeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubvolumeStatus.ProtoReflect.Descriptor instead.
 func (*SubvolumeStatus) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{21}
+	return file_dfs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SubvolumeStatus) GetIndex() uint32 {
@@ -1434,7 +1541,7 @@ type VolumeStatusRequest struct {
 
 func (x *VolumeStatusRequest) Reset() {
 	*x = VolumeStatusRequest{}
-	mi := &file_dfs_proto_msgTypes[22]
+	mi := &file_dfs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1553,7 @@ func (x *VolumeStatusRequest) String() string {
 func (*VolumeStatusRequest) ProtoMessage() {}
 
 func (x *VolumeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[22]
+	mi := &file_dfs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1566,7 @@ func (x *VolumeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeStatusRequest.ProtoReflect.Descriptor instead.
 func (*VolumeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{22}
+	return file_dfs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *VolumeStatusRequest) GetName() string {
@@ -1488,7 +1595,7 @@ type VolumeStatusEntry struct {
 
 func (x *VolumeStatusEntry) Reset() {
 	*x = VolumeStatusEntry{}
-	mi := &file_dfs_proto_msgTypes[23]
+	mi := &file_dfs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1500,7 +1607,7 @@ func (x *VolumeStatusEntry) String() string {
 func (*VolumeStatusEntry) ProtoMessage() {}
 
 func (x *VolumeStatusEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[23]
+	mi := &file_dfs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1513,7 +1620,7 @@ func (x *VolumeStatusEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeStatusEntry.ProtoReflect.Descriptor instead.
 func (*VolumeStatusEntry) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{23}
+	return file_dfs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *VolumeStatusEntry) GetName() string {
@@ -1553,7 +1660,7 @@ type VolumeStatusResponse struct {
 
 func (x *VolumeStatusResponse) Reset() {
 	*x = VolumeStatusResponse{}
-	mi := &file_dfs_proto_msgTypes[24]
+	mi := &file_dfs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1565,7 +1672,7 @@ func (x *VolumeStatusResponse) String() string {
 func (*VolumeStatusResponse) ProtoMessage() {}
 
 func (x *VolumeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[24]
+	mi := &file_dfs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1578,7 +1685,7 @@ func (x *VolumeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeStatusResponse.ProtoReflect.Descriptor instead.
 func (*VolumeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{24}
+	return file_dfs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *VolumeStatusResponse) GetVolumes() []*VolumeStatusEntry {
@@ -1599,7 +1706,7 @@ type VolumeSetRequest struct {
 
 func (x *VolumeSetRequest) Reset() {
 	*x = VolumeSetRequest{}
-	mi := &file_dfs_proto_msgTypes[25]
+	mi := &file_dfs_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1718,7 @@ func (x *VolumeSetRequest) String() string {
 func (*VolumeSetRequest) ProtoMessage() {}
 
 func (x *VolumeSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[25]
+	mi := &file_dfs_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1731,7 @@ func (x *VolumeSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeSetRequest.ProtoReflect.Descriptor instead.
 func (*VolumeSetRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{25}
+	return file_dfs_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *VolumeSetRequest) GetName() string {
@@ -1656,7 +1763,7 @@ type VolumeSetResponse struct {
 
 func (x *VolumeSetResponse) Reset() {
 	*x = VolumeSetResponse{}
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1775,7 @@ func (x *VolumeSetResponse) String() string {
 func (*VolumeSetResponse) ProtoMessage() {}
 
 func (x *VolumeSetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[26]
+	mi := &file_dfs_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1788,7 @@ func (x *VolumeSetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeSetResponse.ProtoReflect.Descriptor instead.
 func (*VolumeSetResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{26}
+	return file_dfs_proto_rawDescGZIP(), []int{28}
 }
 
 type VolumeOption struct {
@@ -1697,7 +1804,7 @@ type VolumeOption struct {
 
 func (x *VolumeOption) Reset() {
 	*x = VolumeOption{}
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +1816,7 @@ func (x *VolumeOption) String() string {
 func (*VolumeOption) ProtoMessage() {}
 
 func (x *VolumeOption) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[27]
+	mi := &file_dfs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +1829,7 @@ func (x *VolumeOption) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeOption.ProtoReflect.Descriptor instead.
 func (*VolumeOption) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{27}
+	return file_dfs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *VolumeOption) GetKey() string {
@@ -1771,7 +1878,7 @@ type VolumeGetRequest struct {
 
 func (x *VolumeGetRequest) Reset() {
 	*x = VolumeGetRequest{}
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1783,7 +1890,7 @@ func (x *VolumeGetRequest) String() string {
 func (*VolumeGetRequest) ProtoMessage() {}
 
 func (x *VolumeGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[28]
+	mi := &file_dfs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1796,7 +1903,7 @@ func (x *VolumeGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeGetRequest.ProtoReflect.Descriptor instead.
 func (*VolumeGetRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{28}
+	return file_dfs_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *VolumeGetRequest) GetName() string {
@@ -1822,7 +1929,7 @@ type VolumeGetResponse struct {
 
 func (x *VolumeGetResponse) Reset() {
 	*x = VolumeGetResponse{}
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +1941,7 @@ func (x *VolumeGetResponse) String() string {
 func (*VolumeGetResponse) ProtoMessage() {}
 
 func (x *VolumeGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[29]
+	mi := &file_dfs_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +1954,7 @@ func (x *VolumeGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeGetResponse.ProtoReflect.Descriptor instead.
 func (*VolumeGetResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{29}
+	return file_dfs_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *VolumeGetResponse) GetOptions() []*VolumeOption {
@@ -1868,7 +1975,7 @@ type VolumeResetRequest struct {
 
 func (x *VolumeResetRequest) Reset() {
 	*x = VolumeResetRequest{}
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +1987,7 @@ func (x *VolumeResetRequest) String() string {
 func (*VolumeResetRequest) ProtoMessage() {}
 
 func (x *VolumeResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[30]
+	mi := &file_dfs_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +2000,7 @@ func (x *VolumeResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeResetRequest.ProtoReflect.Descriptor instead.
 func (*VolumeResetRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{30}
+	return file_dfs_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *VolumeResetRequest) GetName() string {
@@ -1918,7 +2025,7 @@ type VolumeResetResponse struct {
 
 func (x *VolumeResetResponse) Reset() {
 	*x = VolumeResetResponse{}
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2037,7 @@ func (x *VolumeResetResponse) String() string {
 func (*VolumeResetResponse) ProtoMessage() {}
 
 func (x *VolumeResetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[31]
+	mi := &file_dfs_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2050,7 @@ func (x *VolumeResetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeResetResponse.ProtoReflect.Descriptor instead.
 func (*VolumeResetResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{31}
+	return file_dfs_proto_rawDescGZIP(), []int{33}
 }
 
 type GetLayoutRequest struct {
@@ -1957,7 +2064,7 @@ type GetLayoutRequest struct {
 
 func (x *GetLayoutRequest) Reset() {
 	*x = GetLayoutRequest{}
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2076,7 @@ func (x *GetLayoutRequest) String() string {
 func (*GetLayoutRequest) ProtoMessage() {}
 
 func (x *GetLayoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[32]
+	mi := &file_dfs_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2089,7 @@ func (x *GetLayoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLayoutRequest.ProtoReflect.Descriptor instead.
 func (*GetLayoutRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{32}
+	return file_dfs_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetLayoutRequest) GetVolume() string {
@@ -2011,7 +2118,7 @@ type BrickEndpoint struct {
 
 func (x *BrickEndpoint) Reset() {
 	*x = BrickEndpoint{}
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +2130,7 @@ func (x *BrickEndpoint) String() string {
 func (*BrickEndpoint) ProtoMessage() {}
 
 func (x *BrickEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[33]
+	mi := &file_dfs_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +2143,7 @@ func (x *BrickEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickEndpoint.ProtoReflect.Descriptor instead.
 func (*BrickEndpoint) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{33}
+	return file_dfs_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *BrickEndpoint) GetHost() string {
@@ -2077,7 +2184,7 @@ type Subvolume struct {
 
 func (x *Subvolume) Reset() {
 	*x = Subvolume{}
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2196,7 @@ func (x *Subvolume) String() string {
 func (*Subvolume) ProtoMessage() {}
 
 func (x *Subvolume) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[34]
+	mi := &file_dfs_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2209,7 @@ func (x *Subvolume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subvolume.ProtoReflect.Descriptor instead.
 func (*Subvolume) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{34}
+	return file_dfs_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Subvolume) GetIndex() uint32 {
@@ -2141,7 +2248,7 @@ type VolumeLayout struct {
 
 func (x *VolumeLayout) Reset() {
 	*x = VolumeLayout{}
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2260,7 @@ func (x *VolumeLayout) String() string {
 func (*VolumeLayout) ProtoMessage() {}
 
 func (x *VolumeLayout) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[35]
+	mi := &file_dfs_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2273,7 @@ func (x *VolumeLayout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeLayout.ProtoReflect.Descriptor instead.
 func (*VolumeLayout) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{35}
+	return file_dfs_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *VolumeLayout) GetVolumeId() string {
@@ -2278,7 +2385,7 @@ type BrickState struct {
 
 func (x *BrickState) Reset() {
 	*x = BrickState{}
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2290,7 +2397,7 @@ func (x *BrickState) String() string {
 func (*BrickState) ProtoMessage() {}
 
 func (x *BrickState) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[36]
+	mi := &file_dfs_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2303,7 +2410,7 @@ func (x *BrickState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickState.ProtoReflect.Descriptor instead.
 func (*BrickState) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{36}
+	return file_dfs_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BrickState) GetVolumeId() string {
@@ -2428,7 +2535,7 @@ type ScrubStatus struct {
 
 func (x *ScrubStatus) Reset() {
 	*x = ScrubStatus{}
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2547,7 @@ func (x *ScrubStatus) String() string {
 func (*ScrubStatus) ProtoMessage() {}
 
 func (x *ScrubStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[37]
+	mi := &file_dfs_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2560,7 @@ func (x *ScrubStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubStatus.ProtoReflect.Descriptor instead.
 func (*ScrubStatus) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{37}
+	return file_dfs_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ScrubStatus) GetRunning() bool {
@@ -2524,7 +2631,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2643,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[38]
+	mi := &file_dfs_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2656,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{38}
+	return file_dfs_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *HeartbeatRequest) GetServerId() string {
@@ -2588,7 +2695,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2600,7 +2707,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[39]
+	mi := &file_dfs_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2613,7 +2720,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{39}
+	return file_dfs_proto_rawDescGZIP(), []int{41}
 }
 
 type IdentityRequest struct {
@@ -2624,7 +2731,7 @@ type IdentityRequest struct {
 
 func (x *IdentityRequest) Reset() {
 	*x = IdentityRequest{}
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2636,7 +2743,7 @@ func (x *IdentityRequest) String() string {
 func (*IdentityRequest) ProtoMessage() {}
 
 func (x *IdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[40]
+	mi := &file_dfs_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2649,7 +2756,7 @@ func (x *IdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentityRequest.ProtoReflect.Descriptor instead.
 func (*IdentityRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{40}
+	return file_dfs_proto_rawDescGZIP(), []int{42}
 }
 
 type IdentityResponse struct {
@@ -2666,7 +2773,7 @@ type IdentityResponse struct {
 
 func (x *IdentityResponse) Reset() {
 	*x = IdentityResponse{}
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2678,7 +2785,7 @@ func (x *IdentityResponse) String() string {
 func (*IdentityResponse) ProtoMessage() {}
 
 func (x *IdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[41]
+	mi := &file_dfs_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,7 +2798,7 @@ func (x *IdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentityResponse.ProtoReflect.Descriptor instead.
 func (*IdentityResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{41}
+	return file_dfs_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *IdentityResponse) GetServerId() string {
@@ -2739,7 +2846,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +2858,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[42]
+	mi := &file_dfs_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +2871,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{42}
+	return file_dfs_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *JoinRequest) GetPoolId() string {
@@ -2790,7 +2897,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2802,7 +2909,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[43]
+	mi := &file_dfs_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2815,7 +2922,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{43}
+	return file_dfs_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *JoinResponse) GetServerId() string {
@@ -2834,7 +2941,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2846,7 +2953,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[44]
+	mi := &file_dfs_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2859,7 +2966,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{44}
+	return file_dfs_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *LeaveRequest) GetPoolId() string {
@@ -2877,7 +2984,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2889,7 +2996,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[45]
+	mi := &file_dfs_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2902,7 +3009,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{45}
+	return file_dfs_proto_rawDescGZIP(), []int{47}
 }
 
 type PrepareBricksRequest struct {
@@ -2916,7 +3023,7 @@ type PrepareBricksRequest struct {
 
 func (x *PrepareBricksRequest) Reset() {
 	*x = PrepareBricksRequest{}
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2928,7 +3035,7 @@ func (x *PrepareBricksRequest) String() string {
 func (*PrepareBricksRequest) ProtoMessage() {}
 
 func (x *PrepareBricksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[46]
+	mi := &file_dfs_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2941,7 +3048,7 @@ func (x *PrepareBricksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareBricksRequest.ProtoReflect.Descriptor instead.
 func (*PrepareBricksRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{46}
+	return file_dfs_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PrepareBricksRequest) GetVolumeId() string {
@@ -2975,7 +3082,7 @@ type PrepareBricksResponse struct {
 
 func (x *PrepareBricksResponse) Reset() {
 	*x = PrepareBricksResponse{}
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3094,7 @@ func (x *PrepareBricksResponse) String() string {
 func (*PrepareBricksResponse) ProtoMessage() {}
 
 func (x *PrepareBricksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[47]
+	mi := &file_dfs_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3107,7 @@ func (x *PrepareBricksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareBricksResponse.ProtoReflect.Descriptor instead.
 func (*PrepareBricksResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{47}
+	return file_dfs_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PrepareBricksResponse) GetCreated() []string {
@@ -3024,7 +3131,7 @@ type ReleaseBricksRequest struct {
 
 func (x *ReleaseBricksRequest) Reset() {
 	*x = ReleaseBricksRequest{}
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3036,7 +3143,7 @@ func (x *ReleaseBricksRequest) String() string {
 func (*ReleaseBricksRequest) ProtoMessage() {}
 
 func (x *ReleaseBricksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[48]
+	mi := &file_dfs_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3049,7 +3156,7 @@ func (x *ReleaseBricksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseBricksRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseBricksRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{48}
+	return file_dfs_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ReleaseBricksRequest) GetVolumeId() string {
@@ -3088,7 +3195,7 @@ type ReleaseBricksResponse struct {
 
 func (x *ReleaseBricksResponse) Reset() {
 	*x = ReleaseBricksResponse{}
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3100,7 +3207,7 @@ func (x *ReleaseBricksResponse) String() string {
 func (*ReleaseBricksResponse) ProtoMessage() {}
 
 func (x *ReleaseBricksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[49]
+	mi := &file_dfs_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3113,7 +3220,7 @@ func (x *ReleaseBricksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseBricksResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseBricksResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{49}
+	return file_dfs_proto_rawDescGZIP(), []int{51}
 }
 
 type BrickPingRequest struct {
@@ -3124,7 +3231,7 @@ type BrickPingRequest struct {
 
 func (x *BrickPingRequest) Reset() {
 	*x = BrickPingRequest{}
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3136,7 +3243,7 @@ func (x *BrickPingRequest) String() string {
 func (*BrickPingRequest) ProtoMessage() {}
 
 func (x *BrickPingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[50]
+	mi := &file_dfs_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3149,7 +3256,7 @@ func (x *BrickPingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickPingRequest.ProtoReflect.Descriptor instead.
 func (*BrickPingRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{50}
+	return file_dfs_proto_rawDescGZIP(), []int{52}
 }
 
 type BrickPingResponse struct {
@@ -3162,7 +3269,7 @@ type BrickPingResponse struct {
 
 func (x *BrickPingResponse) Reset() {
 	*x = BrickPingResponse{}
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3174,7 +3281,7 @@ func (x *BrickPingResponse) String() string {
 func (*BrickPingResponse) ProtoMessage() {}
 
 func (x *BrickPingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[51]
+	mi := &file_dfs_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3187,7 +3294,7 @@ func (x *BrickPingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickPingResponse.ProtoReflect.Descriptor instead.
 func (*BrickPingResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{51}
+	return file_dfs_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *BrickPingResponse) GetVolumeId() string {
@@ -3213,7 +3320,7 @@ type GetAttrRequest struct {
 
 func (x *GetAttrRequest) Reset() {
 	*x = GetAttrRequest{}
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3225,7 +3332,7 @@ func (x *GetAttrRequest) String() string {
 func (*GetAttrRequest) ProtoMessage() {}
 
 func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[52]
+	mi := &file_dfs_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3238,7 +3345,7 @@ func (x *GetAttrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttrRequest.ProtoReflect.Descriptor instead.
 func (*GetAttrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{52}
+	return file_dfs_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetAttrRequest) GetId() []byte {
@@ -3258,7 +3365,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3270,7 +3377,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[53]
+	mi := &file_dfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3283,7 +3390,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{53}
+	return file_dfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *LookupRequest) GetParent() []byte {
@@ -3313,7 +3420,7 @@ type ReadDirRequest struct {
 
 func (x *ReadDirRequest) Reset() {
 	*x = ReadDirRequest{}
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3325,7 +3432,7 @@ func (x *ReadDirRequest) String() string {
 func (*ReadDirRequest) ProtoMessage() {}
 
 func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[54]
+	mi := &file_dfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3338,7 +3445,7 @@ func (x *ReadDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirRequest.ProtoReflect.Descriptor instead.
 func (*ReadDirRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{54}
+	return file_dfs_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ReadDirRequest) GetDir() []byte {
@@ -3376,7 +3483,7 @@ type ReadDirResponse struct {
 
 func (x *ReadDirResponse) Reset() {
 	*x = ReadDirResponse{}
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3388,7 +3495,7 @@ func (x *ReadDirResponse) String() string {
 func (*ReadDirResponse) ProtoMessage() {}
 
 func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[55]
+	mi := &file_dfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3401,7 +3508,7 @@ func (x *ReadDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadDirResponse.ProtoReflect.Descriptor instead.
 func (*ReadDirResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{55}
+	return file_dfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ReadDirResponse) GetCode() StoreErrorCode {
@@ -3443,7 +3550,7 @@ type ReadInlineRequest struct {
 
 func (x *ReadInlineRequest) Reset() {
 	*x = ReadInlineRequest{}
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3455,7 +3562,7 @@ func (x *ReadInlineRequest) String() string {
 func (*ReadInlineRequest) ProtoMessage() {}
 
 func (x *ReadInlineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[56]
+	mi := &file_dfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3468,7 +3575,7 @@ func (x *ReadInlineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadInlineRequest.ProtoReflect.Descriptor instead.
 func (*ReadInlineRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{56}
+	return file_dfs_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ReadInlineRequest) GetId() []byte {
@@ -3504,7 +3611,7 @@ type ReadChunkRequest struct {
 
 func (x *ReadChunkRequest) Reset() {
 	*x = ReadChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3516,7 +3623,7 @@ func (x *ReadChunkRequest) String() string {
 func (*ReadChunkRequest) ProtoMessage() {}
 
 func (x *ReadChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[57]
+	mi := &file_dfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3529,7 +3636,7 @@ func (x *ReadChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadChunkRequest.ProtoReflect.Descriptor instead.
 func (*ReadChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{57}
+	return file_dfs_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ReadChunkRequest) GetFile() []byte {
@@ -3573,7 +3680,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3585,7 +3692,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[58]
+	mi := &file_dfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3598,7 +3705,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{58}
+	return file_dfs_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ReadResponse) GetCode() StoreErrorCode {
@@ -3635,7 +3742,7 @@ type FetchChunkRequest struct {
 
 func (x *FetchChunkRequest) Reset() {
 	*x = FetchChunkRequest{}
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3647,7 +3754,7 @@ func (x *FetchChunkRequest) String() string {
 func (*FetchChunkRequest) ProtoMessage() {}
 
 func (x *FetchChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[59]
+	mi := &file_dfs_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3660,7 +3767,7 @@ func (x *FetchChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchChunkRequest.ProtoReflect.Descriptor instead.
 func (*FetchChunkRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{59}
+	return file_dfs_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *FetchChunkRequest) GetFile() []byte {
@@ -3696,7 +3803,7 @@ type FetchChunkResponse struct {
 
 func (x *FetchChunkResponse) Reset() {
 	*x = FetchChunkResponse{}
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3708,7 +3815,7 @@ func (x *FetchChunkResponse) String() string {
 func (*FetchChunkResponse) ProtoMessage() {}
 
 func (x *FetchChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[60]
+	mi := &file_dfs_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3721,7 +3828,7 @@ func (x *FetchChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchChunkResponse.ProtoReflect.Descriptor instead.
 func (*FetchChunkResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{60}
+	return file_dfs_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *FetchChunkResponse) GetCode() StoreErrorCode {
@@ -3762,7 +3869,7 @@ type GetXattrRequest struct {
 
 func (x *GetXattrRequest) Reset() {
 	*x = GetXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3774,7 +3881,7 @@ func (x *GetXattrRequest) String() string {
 func (*GetXattrRequest) ProtoMessage() {}
 
 func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[61]
+	mi := &file_dfs_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3787,7 +3894,7 @@ func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrRequest.ProtoReflect.Descriptor instead.
 func (*GetXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{61}
+	return file_dfs_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetXattrRequest) GetId() []byte {
@@ -3816,7 +3923,7 @@ type XattrResponse struct {
 
 func (x *XattrResponse) Reset() {
 	*x = XattrResponse{}
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3828,7 +3935,7 @@ func (x *XattrResponse) String() string {
 func (*XattrResponse) ProtoMessage() {}
 
 func (x *XattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[62]
+	mi := &file_dfs_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3841,7 +3948,7 @@ func (x *XattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use XattrResponse.ProtoReflect.Descriptor instead.
 func (*XattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{62}
+	return file_dfs_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *XattrResponse) GetCode() StoreErrorCode {
@@ -3880,7 +3987,7 @@ type StatfsRequest struct {
 
 func (x *StatfsRequest) Reset() {
 	*x = StatfsRequest{}
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3892,7 +3999,7 @@ func (x *StatfsRequest) String() string {
 func (*StatfsRequest) ProtoMessage() {}
 
 func (x *StatfsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3905,7 +4012,7 @@ func (x *StatfsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatfsRequest.ProtoReflect.Descriptor instead.
 func (*StatfsRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{63}
+	return file_dfs_proto_rawDescGZIP(), []int{65}
 }
 
 type StatfsResponse struct {
@@ -3921,7 +4028,7 @@ type StatfsResponse struct {
 
 func (x *StatfsResponse) Reset() {
 	*x = StatfsResponse{}
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3933,7 +4040,7 @@ func (x *StatfsResponse) String() string {
 func (*StatfsResponse) ProtoMessage() {}
 
 func (x *StatfsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3946,7 +4053,7 @@ func (x *StatfsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatfsResponse.ProtoReflect.Descriptor instead.
 func (*StatfsResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{64}
+	return file_dfs_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *StatfsResponse) GetTotalBytes() uint64 {
@@ -3992,7 +4099,7 @@ type BrickStatusRequest struct {
 
 func (x *BrickStatusRequest) Reset() {
 	*x = BrickStatusRequest{}
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4004,7 +4111,7 @@ func (x *BrickStatusRequest) String() string {
 func (*BrickStatusRequest) ProtoMessage() {}
 
 func (x *BrickStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4017,7 +4124,7 @@ func (x *BrickStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickStatusRequest.ProtoReflect.Descriptor instead.
 func (*BrickStatusRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{65}
+	return file_dfs_proto_rawDescGZIP(), []int{67}
 }
 
 type BrickStatusResponse struct {
@@ -4035,7 +4142,7 @@ type BrickStatusResponse struct {
 
 func (x *BrickStatusResponse) Reset() {
 	*x = BrickStatusResponse{}
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4047,7 +4154,7 @@ func (x *BrickStatusResponse) String() string {
 func (*BrickStatusResponse) ProtoMessage() {}
 
 func (x *BrickStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4060,7 +4167,7 @@ func (x *BrickStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickStatusResponse.ProtoReflect.Descriptor instead.
 func (*BrickStatusResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfs_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *BrickStatusResponse) GetBrickId() string {
@@ -4116,7 +4223,7 @@ type VolumeHealRequest struct {
 
 func (x *VolumeHealRequest) Reset() {
 	*x = VolumeHealRequest{}
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4128,7 +4235,7 @@ func (x *VolumeHealRequest) String() string {
 func (*VolumeHealRequest) ProtoMessage() {}
 
 func (x *VolumeHealRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4141,7 +4248,7 @@ func (x *VolumeHealRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeHealRequest.ProtoReflect.Descriptor instead.
 func (*VolumeHealRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{67}
+	return file_dfs_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *VolumeHealRequest) GetName() string {
@@ -4176,7 +4283,7 @@ type HealBrick struct {
 
 func (x *HealBrick) Reset() {
 	*x = HealBrick{}
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4188,7 +4295,7 @@ func (x *HealBrick) String() string {
 func (*HealBrick) ProtoMessage() {}
 
 func (x *HealBrick) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4201,7 +4308,7 @@ func (x *HealBrick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealBrick.ProtoReflect.Descriptor instead.
 func (*HealBrick) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{68}
+	return file_dfs_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *HealBrick) GetHost() string {
@@ -4269,7 +4376,7 @@ type VolumeHealResponse struct {
 
 func (x *VolumeHealResponse) Reset() {
 	*x = VolumeHealResponse{}
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4281,7 +4388,7 @@ func (x *VolumeHealResponse) String() string {
 func (*VolumeHealResponse) ProtoMessage() {}
 
 func (x *VolumeHealResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4294,7 +4401,7 @@ func (x *VolumeHealResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeHealResponse.ProtoReflect.Descriptor instead.
 func (*VolumeHealResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{69}
+	return file_dfs_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *VolumeHealResponse) GetBricks() []*HealBrick {
@@ -4316,7 +4423,7 @@ type VolumeReplaceBrickRequest struct {
 
 func (x *VolumeReplaceBrickRequest) Reset() {
 	*x = VolumeReplaceBrickRequest{}
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4328,7 +4435,7 @@ func (x *VolumeReplaceBrickRequest) String() string {
 func (*VolumeReplaceBrickRequest) ProtoMessage() {}
 
 func (x *VolumeReplaceBrickRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4341,7 +4448,7 @@ func (x *VolumeReplaceBrickRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeReplaceBrickRequest.ProtoReflect.Descriptor instead.
 func (*VolumeReplaceBrickRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{70}
+	return file_dfs_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *VolumeReplaceBrickRequest) GetName() string {
@@ -4380,7 +4487,7 @@ type VolumeReplaceBrickResponse struct {
 
 func (x *VolumeReplaceBrickResponse) Reset() {
 	*x = VolumeReplaceBrickResponse{}
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4392,7 +4499,7 @@ func (x *VolumeReplaceBrickResponse) String() string {
 func (*VolumeReplaceBrickResponse) ProtoMessage() {}
 
 func (x *VolumeReplaceBrickResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4405,7 +4512,7 @@ func (x *VolumeReplaceBrickResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeReplaceBrickResponse.ProtoReflect.Descriptor instead.
 func (*VolumeReplaceBrickResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{71}
+	return file_dfs_proto_rawDescGZIP(), []int{73}
 }
 
 type ChangeMembersRequest struct {
@@ -4419,7 +4526,7 @@ type ChangeMembersRequest struct {
 
 func (x *ChangeMembersRequest) Reset() {
 	*x = ChangeMembersRequest{}
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4431,7 +4538,7 @@ func (x *ChangeMembersRequest) String() string {
 func (*ChangeMembersRequest) ProtoMessage() {}
 
 func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4444,7 +4551,7 @@ func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersRequest.ProtoReflect.Descriptor instead.
 func (*ChangeMembersRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{72}
+	return file_dfs_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ChangeMembersRequest) GetAddId() string {
@@ -4476,7 +4583,7 @@ type ChangeMembersResponse struct {
 
 func (x *ChangeMembersResponse) Reset() {
 	*x = ChangeMembersResponse{}
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4488,7 +4595,7 @@ func (x *ChangeMembersResponse) String() string {
 func (*ChangeMembersResponse) ProtoMessage() {}
 
 func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4501,7 +4608,7 @@ func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersResponse.ProtoReflect.Descriptor instead.
 func (*ChangeMembersResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{73}
+	return file_dfs_proto_rawDescGZIP(), []int{75}
 }
 
 type ScrubRequest struct {
@@ -4512,7 +4619,7 @@ type ScrubRequest struct {
 
 func (x *ScrubRequest) Reset() {
 	*x = ScrubRequest{}
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4524,7 +4631,7 @@ func (x *ScrubRequest) String() string {
 func (*ScrubRequest) ProtoMessage() {}
 
 func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4537,7 +4644,7 @@ func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubRequest.ProtoReflect.Descriptor instead.
 func (*ScrubRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{74}
+	return file_dfs_proto_rawDescGZIP(), []int{76}
 }
 
 type ScrubResponse struct {
@@ -4549,7 +4656,7 @@ type ScrubResponse struct {
 
 func (x *ScrubResponse) Reset() {
 	*x = ScrubResponse{}
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4561,7 +4668,7 @@ func (x *ScrubResponse) String() string {
 func (*ScrubResponse) ProtoMessage() {}
 
 func (x *ScrubResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4574,7 +4681,7 @@ func (x *ScrubResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubResponse.ProtoReflect.Descriptor instead.
 func (*ScrubResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{75}
+	return file_dfs_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ScrubResponse) GetStatus() *ScrubStatus {
@@ -4594,7 +4701,7 @@ type TestLockRequest struct {
 
 func (x *TestLockRequest) Reset() {
 	*x = TestLockRequest{}
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4606,7 +4713,7 @@ func (x *TestLockRequest) String() string {
 func (*TestLockRequest) ProtoMessage() {}
 
 func (x *TestLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4619,7 +4726,7 @@ func (x *TestLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestLockRequest.ProtoReflect.Descriptor instead.
 func (*TestLockRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{76}
+	return file_dfs_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *TestLockRequest) GetId() []byte {
@@ -4647,7 +4754,7 @@ type TestLockResponse struct {
 
 func (x *TestLockResponse) Reset() {
 	*x = TestLockResponse{}
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4659,7 +4766,7 @@ func (x *TestLockResponse) String() string {
 func (*TestLockResponse) ProtoMessage() {}
 
 func (x *TestLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4672,7 +4779,7 @@ func (x *TestLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestLockResponse.ProtoReflect.Descriptor instead.
 func (*TestLockResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{77}
+	return file_dfs_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *TestLockResponse) GetCode() StoreErrorCode {
@@ -4705,7 +4812,7 @@ type RenewLockSessionRequest struct {
 
 func (x *RenewLockSessionRequest) Reset() {
 	*x = RenewLockSessionRequest{}
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4717,7 +4824,7 @@ func (x *RenewLockSessionRequest) String() string {
 func (*RenewLockSessionRequest) ProtoMessage() {}
 
 func (x *RenewLockSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4730,7 +4837,7 @@ func (x *RenewLockSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLockSessionRequest.ProtoReflect.Descriptor instead.
 func (*RenewLockSessionRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{78}
+	return file_dfs_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *RenewLockSessionRequest) GetSession() []byte {
@@ -4750,7 +4857,7 @@ type RenewLockSessionResponse struct {
 
 func (x *RenewLockSessionResponse) Reset() {
 	*x = RenewLockSessionResponse{}
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4762,7 +4869,7 @@ func (x *RenewLockSessionResponse) String() string {
 func (*RenewLockSessionResponse) ProtoMessage() {}
 
 func (x *RenewLockSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4775,7 +4882,7 @@ func (x *RenewLockSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLockSessionResponse.ProtoReflect.Descriptor instead.
 func (*RenewLockSessionResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{79}
+	return file_dfs_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *RenewLockSessionResponse) GetLeaseMs() uint32 {
@@ -4789,7 +4896,13 @@ var File_dfs_proto protoreflect.FileDescriptor
 
 const file_dfs_proto_rawDesc = "" +
 	"\n" +
-	"\tdfs.proto\x12\x06dfs.v1\x1a\vstore.proto\"\xa8\x01\n" +
+	"\tdfs.proto\x12\x06dfs.v1\x1a\vstore.proto\":\n" +
+	"\rRunTxnRequest\x12)\n" +
+	"\x06intent\x18\x01 \x01(\v2\x11.dfs.v1.TxnIntentR\x06intent\"\x81\x01\n" +
+	"\x0eRunTxnResponse\x12*\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12)\n" +
+	"\x06intent\x18\x03 \x01(\v2\x11.dfs.v1.TxnIntentR\x06intent\"\xa8\x01\n" +
 	"\x04Peer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
@@ -5163,7 +5276,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04Join\x12\x13.dfs.v1.JoinRequest\x1a\x14.dfs.v1.JoinResponse\x124\n" +
 	"\x05Leave\x12\x14.dfs.v1.LeaveRequest\x1a\x15.dfs.v1.LeaveResponse\x12L\n" +
 	"\rPrepareBricks\x12\x1c.dfs.v1.PrepareBricksRequest\x1a\x1d.dfs.v1.PrepareBricksResponse\x12L\n" +
-	"\rReleaseBricks\x12\x1c.dfs.v1.ReleaseBricksRequest\x1a\x1d.dfs.v1.ReleaseBricksResponse2\xf9\a\n" +
+	"\rReleaseBricks\x12\x1c.dfs.v1.ReleaseBricksRequest\x1a\x1d.dfs.v1.ReleaseBricksResponse2\xb2\b\n" +
 	"\fBrickService\x12;\n" +
 	"\x04Ping\x12\x18.dfs.v1.BrickPingRequest\x1a\x19.dfs.v1.BrickPingResponse\x123\n" +
 	"\x06Mutate\x12\x14.dfs.v1.StoreCommand\x1a\x13.dfs.v1.StoreResult\x126\n" +
@@ -5182,7 +5295,8 @@ const file_dfs_proto_rawDesc = "" +
 	"\rChangeMembers\x12\x1c.dfs.v1.ChangeMembersRequest\x1a\x1d.dfs.v1.ChangeMembersResponse\x124\n" +
 	"\x05Scrub\x12\x14.dfs.v1.ScrubRequest\x1a\x15.dfs.v1.ScrubResponse\x12=\n" +
 	"\bTestLock\x12\x17.dfs.v1.TestLockRequest\x1a\x18.dfs.v1.TestLockResponse\x12U\n" +
-	"\x10RenewLockSession\x12\x1f.dfs.v1.RenewLockSessionRequest\x1a .dfs.v1.RenewLockSessionResponseB'Z%github.com/dfsproject/dfs/proto/dfspbb\x06proto3"
+	"\x10RenewLockSession\x12\x1f.dfs.v1.RenewLockSessionRequest\x1a .dfs.v1.RenewLockSessionResponse\x127\n" +
+	"\x06RunTxn\x12\x15.dfs.v1.RunTxnRequest\x1a\x16.dfs.v1.RunTxnResponseB'Z%github.com/dfsproject/dfs/proto/dfspbb\x06proto3"
 
 var (
 	file_dfs_proto_rawDescOnce sync.Once
@@ -5197,213 +5311,221 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
 var file_dfs_proto_goTypes = []any{
 	(VolumeState)(0),                   // 0: dfs.v1.VolumeState
-	(*Peer)(nil),                       // 1: dfs.v1.Peer
-	(*PeerProbeRequest)(nil),           // 2: dfs.v1.PeerProbeRequest
-	(*PeerProbeResponse)(nil),          // 3: dfs.v1.PeerProbeResponse
-	(*PeerDetachRequest)(nil),          // 4: dfs.v1.PeerDetachRequest
-	(*PeerDetachResponse)(nil),         // 5: dfs.v1.PeerDetachResponse
-	(*PeerListRequest)(nil),            // 6: dfs.v1.PeerListRequest
-	(*PeerListResponse)(nil),           // 7: dfs.v1.PeerListResponse
-	(*BrickSpec)(nil),                  // 8: dfs.v1.BrickSpec
-	(*VolumeCreateRequest)(nil),        // 9: dfs.v1.VolumeCreateRequest
-	(*VolumeCreateResponse)(nil),       // 10: dfs.v1.VolumeCreateResponse
-	(*VolumeStartRequest)(nil),         // 11: dfs.v1.VolumeStartRequest
-	(*VolumeStartResponse)(nil),        // 12: dfs.v1.VolumeStartResponse
-	(*VolumeStopRequest)(nil),          // 13: dfs.v1.VolumeStopRequest
-	(*VolumeStopResponse)(nil),         // 14: dfs.v1.VolumeStopResponse
-	(*VolumeDeleteRequest)(nil),        // 15: dfs.v1.VolumeDeleteRequest
-	(*VolumeDeleteResponse)(nil),       // 16: dfs.v1.VolumeDeleteResponse
-	(*Brick)(nil),                      // 17: dfs.v1.Brick
-	(*Volume)(nil),                     // 18: dfs.v1.Volume
-	(*VolumeInfoRequest)(nil),          // 19: dfs.v1.VolumeInfoRequest
-	(*VolumeInfoResponse)(nil),         // 20: dfs.v1.VolumeInfoResponse
-	(*BrickStatus)(nil),                // 21: dfs.v1.BrickStatus
-	(*SubvolumeStatus)(nil),            // 22: dfs.v1.SubvolumeStatus
-	(*VolumeStatusRequest)(nil),        // 23: dfs.v1.VolumeStatusRequest
-	(*VolumeStatusEntry)(nil),          // 24: dfs.v1.VolumeStatusEntry
-	(*VolumeStatusResponse)(nil),       // 25: dfs.v1.VolumeStatusResponse
-	(*VolumeSetRequest)(nil),           // 26: dfs.v1.VolumeSetRequest
-	(*VolumeSetResponse)(nil),          // 27: dfs.v1.VolumeSetResponse
-	(*VolumeOption)(nil),               // 28: dfs.v1.VolumeOption
-	(*VolumeGetRequest)(nil),           // 29: dfs.v1.VolumeGetRequest
-	(*VolumeGetResponse)(nil),          // 30: dfs.v1.VolumeGetResponse
-	(*VolumeResetRequest)(nil),         // 31: dfs.v1.VolumeResetRequest
-	(*VolumeResetResponse)(nil),        // 32: dfs.v1.VolumeResetResponse
-	(*GetLayoutRequest)(nil),           // 33: dfs.v1.GetLayoutRequest
-	(*BrickEndpoint)(nil),              // 34: dfs.v1.BrickEndpoint
-	(*Subvolume)(nil),                  // 35: dfs.v1.Subvolume
-	(*VolumeLayout)(nil),               // 36: dfs.v1.VolumeLayout
-	(*BrickState)(nil),                 // 37: dfs.v1.BrickState
-	(*ScrubStatus)(nil),                // 38: dfs.v1.ScrubStatus
-	(*HeartbeatRequest)(nil),           // 39: dfs.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),          // 40: dfs.v1.HeartbeatResponse
-	(*IdentityRequest)(nil),            // 41: dfs.v1.IdentityRequest
-	(*IdentityResponse)(nil),           // 42: dfs.v1.IdentityResponse
-	(*JoinRequest)(nil),                // 43: dfs.v1.JoinRequest
-	(*JoinResponse)(nil),               // 44: dfs.v1.JoinResponse
-	(*LeaveRequest)(nil),               // 45: dfs.v1.LeaveRequest
-	(*LeaveResponse)(nil),              // 46: dfs.v1.LeaveResponse
-	(*PrepareBricksRequest)(nil),       // 47: dfs.v1.PrepareBricksRequest
-	(*PrepareBricksResponse)(nil),      // 48: dfs.v1.PrepareBricksResponse
-	(*ReleaseBricksRequest)(nil),       // 49: dfs.v1.ReleaseBricksRequest
-	(*ReleaseBricksResponse)(nil),      // 50: dfs.v1.ReleaseBricksResponse
-	(*BrickPingRequest)(nil),           // 51: dfs.v1.BrickPingRequest
-	(*BrickPingResponse)(nil),          // 52: dfs.v1.BrickPingResponse
-	(*GetAttrRequest)(nil),             // 53: dfs.v1.GetAttrRequest
-	(*LookupRequest)(nil),              // 54: dfs.v1.LookupRequest
-	(*ReadDirRequest)(nil),             // 55: dfs.v1.ReadDirRequest
-	(*ReadDirResponse)(nil),            // 56: dfs.v1.ReadDirResponse
-	(*ReadInlineRequest)(nil),          // 57: dfs.v1.ReadInlineRequest
-	(*ReadChunkRequest)(nil),           // 58: dfs.v1.ReadChunkRequest
-	(*ReadResponse)(nil),               // 59: dfs.v1.ReadResponse
-	(*FetchChunkRequest)(nil),          // 60: dfs.v1.FetchChunkRequest
-	(*FetchChunkResponse)(nil),         // 61: dfs.v1.FetchChunkResponse
-	(*GetXattrRequest)(nil),            // 62: dfs.v1.GetXattrRequest
-	(*XattrResponse)(nil),              // 63: dfs.v1.XattrResponse
-	(*StatfsRequest)(nil),              // 64: dfs.v1.StatfsRequest
-	(*StatfsResponse)(nil),             // 65: dfs.v1.StatfsResponse
-	(*BrickStatusRequest)(nil),         // 66: dfs.v1.BrickStatusRequest
-	(*BrickStatusResponse)(nil),        // 67: dfs.v1.BrickStatusResponse
-	(*VolumeHealRequest)(nil),          // 68: dfs.v1.VolumeHealRequest
-	(*HealBrick)(nil),                  // 69: dfs.v1.HealBrick
-	(*VolumeHealResponse)(nil),         // 70: dfs.v1.VolumeHealResponse
-	(*VolumeReplaceBrickRequest)(nil),  // 71: dfs.v1.VolumeReplaceBrickRequest
-	(*VolumeReplaceBrickResponse)(nil), // 72: dfs.v1.VolumeReplaceBrickResponse
-	(*ChangeMembersRequest)(nil),       // 73: dfs.v1.ChangeMembersRequest
-	(*ChangeMembersResponse)(nil),      // 74: dfs.v1.ChangeMembersResponse
-	(*ScrubRequest)(nil),               // 75: dfs.v1.ScrubRequest
-	(*ScrubResponse)(nil),              // 76: dfs.v1.ScrubResponse
-	(*TestLockRequest)(nil),            // 77: dfs.v1.TestLockRequest
-	(*TestLockResponse)(nil),           // 78: dfs.v1.TestLockResponse
-	(*RenewLockSessionRequest)(nil),    // 79: dfs.v1.RenewLockSessionRequest
-	(*RenewLockSessionResponse)(nil),   // 80: dfs.v1.RenewLockSessionResponse
-	nil,                                // 81: dfs.v1.Volume.OptionsEntry
-	nil,                                // 82: dfs.v1.VolumeLayout.OptionsEntry
-	(StoreErrorCode)(0),                // 83: dfs.v1.StoreErrorCode
-	(*Dirent)(nil),                     // 84: dfs.v1.Dirent
-	(*ChunkInfo)(nil),                  // 85: dfs.v1.ChunkInfo
-	(*FileLock)(nil),                   // 86: dfs.v1.FileLock
-	(*StoreCommand)(nil),               // 87: dfs.v1.StoreCommand
-	(*StoreResult)(nil),                // 88: dfs.v1.StoreResult
+	(*RunTxnRequest)(nil),              // 1: dfs.v1.RunTxnRequest
+	(*RunTxnResponse)(nil),             // 2: dfs.v1.RunTxnResponse
+	(*Peer)(nil),                       // 3: dfs.v1.Peer
+	(*PeerProbeRequest)(nil),           // 4: dfs.v1.PeerProbeRequest
+	(*PeerProbeResponse)(nil),          // 5: dfs.v1.PeerProbeResponse
+	(*PeerDetachRequest)(nil),          // 6: dfs.v1.PeerDetachRequest
+	(*PeerDetachResponse)(nil),         // 7: dfs.v1.PeerDetachResponse
+	(*PeerListRequest)(nil),            // 8: dfs.v1.PeerListRequest
+	(*PeerListResponse)(nil),           // 9: dfs.v1.PeerListResponse
+	(*BrickSpec)(nil),                  // 10: dfs.v1.BrickSpec
+	(*VolumeCreateRequest)(nil),        // 11: dfs.v1.VolumeCreateRequest
+	(*VolumeCreateResponse)(nil),       // 12: dfs.v1.VolumeCreateResponse
+	(*VolumeStartRequest)(nil),         // 13: dfs.v1.VolumeStartRequest
+	(*VolumeStartResponse)(nil),        // 14: dfs.v1.VolumeStartResponse
+	(*VolumeStopRequest)(nil),          // 15: dfs.v1.VolumeStopRequest
+	(*VolumeStopResponse)(nil),         // 16: dfs.v1.VolumeStopResponse
+	(*VolumeDeleteRequest)(nil),        // 17: dfs.v1.VolumeDeleteRequest
+	(*VolumeDeleteResponse)(nil),       // 18: dfs.v1.VolumeDeleteResponse
+	(*Brick)(nil),                      // 19: dfs.v1.Brick
+	(*Volume)(nil),                     // 20: dfs.v1.Volume
+	(*VolumeInfoRequest)(nil),          // 21: dfs.v1.VolumeInfoRequest
+	(*VolumeInfoResponse)(nil),         // 22: dfs.v1.VolumeInfoResponse
+	(*BrickStatus)(nil),                // 23: dfs.v1.BrickStatus
+	(*SubvolumeStatus)(nil),            // 24: dfs.v1.SubvolumeStatus
+	(*VolumeStatusRequest)(nil),        // 25: dfs.v1.VolumeStatusRequest
+	(*VolumeStatusEntry)(nil),          // 26: dfs.v1.VolumeStatusEntry
+	(*VolumeStatusResponse)(nil),       // 27: dfs.v1.VolumeStatusResponse
+	(*VolumeSetRequest)(nil),           // 28: dfs.v1.VolumeSetRequest
+	(*VolumeSetResponse)(nil),          // 29: dfs.v1.VolumeSetResponse
+	(*VolumeOption)(nil),               // 30: dfs.v1.VolumeOption
+	(*VolumeGetRequest)(nil),           // 31: dfs.v1.VolumeGetRequest
+	(*VolumeGetResponse)(nil),          // 32: dfs.v1.VolumeGetResponse
+	(*VolumeResetRequest)(nil),         // 33: dfs.v1.VolumeResetRequest
+	(*VolumeResetResponse)(nil),        // 34: dfs.v1.VolumeResetResponse
+	(*GetLayoutRequest)(nil),           // 35: dfs.v1.GetLayoutRequest
+	(*BrickEndpoint)(nil),              // 36: dfs.v1.BrickEndpoint
+	(*Subvolume)(nil),                  // 37: dfs.v1.Subvolume
+	(*VolumeLayout)(nil),               // 38: dfs.v1.VolumeLayout
+	(*BrickState)(nil),                 // 39: dfs.v1.BrickState
+	(*ScrubStatus)(nil),                // 40: dfs.v1.ScrubStatus
+	(*HeartbeatRequest)(nil),           // 41: dfs.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),          // 42: dfs.v1.HeartbeatResponse
+	(*IdentityRequest)(nil),            // 43: dfs.v1.IdentityRequest
+	(*IdentityResponse)(nil),           // 44: dfs.v1.IdentityResponse
+	(*JoinRequest)(nil),                // 45: dfs.v1.JoinRequest
+	(*JoinResponse)(nil),               // 46: dfs.v1.JoinResponse
+	(*LeaveRequest)(nil),               // 47: dfs.v1.LeaveRequest
+	(*LeaveResponse)(nil),              // 48: dfs.v1.LeaveResponse
+	(*PrepareBricksRequest)(nil),       // 49: dfs.v1.PrepareBricksRequest
+	(*PrepareBricksResponse)(nil),      // 50: dfs.v1.PrepareBricksResponse
+	(*ReleaseBricksRequest)(nil),       // 51: dfs.v1.ReleaseBricksRequest
+	(*ReleaseBricksResponse)(nil),      // 52: dfs.v1.ReleaseBricksResponse
+	(*BrickPingRequest)(nil),           // 53: dfs.v1.BrickPingRequest
+	(*BrickPingResponse)(nil),          // 54: dfs.v1.BrickPingResponse
+	(*GetAttrRequest)(nil),             // 55: dfs.v1.GetAttrRequest
+	(*LookupRequest)(nil),              // 56: dfs.v1.LookupRequest
+	(*ReadDirRequest)(nil),             // 57: dfs.v1.ReadDirRequest
+	(*ReadDirResponse)(nil),            // 58: dfs.v1.ReadDirResponse
+	(*ReadInlineRequest)(nil),          // 59: dfs.v1.ReadInlineRequest
+	(*ReadChunkRequest)(nil),           // 60: dfs.v1.ReadChunkRequest
+	(*ReadResponse)(nil),               // 61: dfs.v1.ReadResponse
+	(*FetchChunkRequest)(nil),          // 62: dfs.v1.FetchChunkRequest
+	(*FetchChunkResponse)(nil),         // 63: dfs.v1.FetchChunkResponse
+	(*GetXattrRequest)(nil),            // 64: dfs.v1.GetXattrRequest
+	(*XattrResponse)(nil),              // 65: dfs.v1.XattrResponse
+	(*StatfsRequest)(nil),              // 66: dfs.v1.StatfsRequest
+	(*StatfsResponse)(nil),             // 67: dfs.v1.StatfsResponse
+	(*BrickStatusRequest)(nil),         // 68: dfs.v1.BrickStatusRequest
+	(*BrickStatusResponse)(nil),        // 69: dfs.v1.BrickStatusResponse
+	(*VolumeHealRequest)(nil),          // 70: dfs.v1.VolumeHealRequest
+	(*HealBrick)(nil),                  // 71: dfs.v1.HealBrick
+	(*VolumeHealResponse)(nil),         // 72: dfs.v1.VolumeHealResponse
+	(*VolumeReplaceBrickRequest)(nil),  // 73: dfs.v1.VolumeReplaceBrickRequest
+	(*VolumeReplaceBrickResponse)(nil), // 74: dfs.v1.VolumeReplaceBrickResponse
+	(*ChangeMembersRequest)(nil),       // 75: dfs.v1.ChangeMembersRequest
+	(*ChangeMembersResponse)(nil),      // 76: dfs.v1.ChangeMembersResponse
+	(*ScrubRequest)(nil),               // 77: dfs.v1.ScrubRequest
+	(*ScrubResponse)(nil),              // 78: dfs.v1.ScrubResponse
+	(*TestLockRequest)(nil),            // 79: dfs.v1.TestLockRequest
+	(*TestLockResponse)(nil),           // 80: dfs.v1.TestLockResponse
+	(*RenewLockSessionRequest)(nil),    // 81: dfs.v1.RenewLockSessionRequest
+	(*RenewLockSessionResponse)(nil),   // 82: dfs.v1.RenewLockSessionResponse
+	nil,                                // 83: dfs.v1.Volume.OptionsEntry
+	nil,                                // 84: dfs.v1.VolumeLayout.OptionsEntry
+	(*TxnIntent)(nil),                  // 85: dfs.v1.TxnIntent
+	(StoreErrorCode)(0),                // 86: dfs.v1.StoreErrorCode
+	(*Dirent)(nil),                     // 87: dfs.v1.Dirent
+	(*ChunkInfo)(nil),                  // 88: dfs.v1.ChunkInfo
+	(*FileLock)(nil),                   // 89: dfs.v1.FileLock
+	(*StoreCommand)(nil),               // 90: dfs.v1.StoreCommand
+	(*StoreResult)(nil),                // 91: dfs.v1.StoreResult
 }
 var file_dfs_proto_depIdxs = []int32{
-	1,  // 0: dfs.v1.PeerProbeResponse.peer:type_name -> dfs.v1.Peer
-	1,  // 1: dfs.v1.PeerListResponse.peers:type_name -> dfs.v1.Peer
-	8,  // 2: dfs.v1.VolumeCreateRequest.bricks:type_name -> dfs.v1.BrickSpec
-	18, // 3: dfs.v1.VolumeCreateResponse.volume:type_name -> dfs.v1.Volume
-	0,  // 4: dfs.v1.Volume.state:type_name -> dfs.v1.VolumeState
-	17, // 5: dfs.v1.Volume.bricks:type_name -> dfs.v1.Brick
-	81, // 6: dfs.v1.Volume.options:type_name -> dfs.v1.Volume.OptionsEntry
-	18, // 7: dfs.v1.VolumeInfoResponse.volumes:type_name -> dfs.v1.Volume
-	0,  // 8: dfs.v1.VolumeStatusEntry.state:type_name -> dfs.v1.VolumeState
-	21, // 9: dfs.v1.VolumeStatusEntry.bricks:type_name -> dfs.v1.BrickStatus
-	22, // 10: dfs.v1.VolumeStatusEntry.subvolumes:type_name -> dfs.v1.SubvolumeStatus
-	24, // 11: dfs.v1.VolumeStatusResponse.volumes:type_name -> dfs.v1.VolumeStatusEntry
-	28, // 12: dfs.v1.VolumeGetResponse.options:type_name -> dfs.v1.VolumeOption
-	34, // 13: dfs.v1.Subvolume.bricks:type_name -> dfs.v1.BrickEndpoint
-	0,  // 14: dfs.v1.VolumeLayout.state:type_name -> dfs.v1.VolumeState
-	35, // 15: dfs.v1.VolumeLayout.subvolumes:type_name -> dfs.v1.Subvolume
-	82, // 16: dfs.v1.VolumeLayout.options:type_name -> dfs.v1.VolumeLayout.OptionsEntry
-	38, // 17: dfs.v1.BrickState.scrub:type_name -> dfs.v1.ScrubStatus
-	37, // 18: dfs.v1.HeartbeatRequest.bricks:type_name -> dfs.v1.BrickState
-	83, // 19: dfs.v1.ReadDirResponse.code:type_name -> dfs.v1.StoreErrorCode
-	84, // 20: dfs.v1.ReadDirResponse.entries:type_name -> dfs.v1.Dirent
-	83, // 21: dfs.v1.ReadResponse.code:type_name -> dfs.v1.StoreErrorCode
-	83, // 22: dfs.v1.FetchChunkResponse.code:type_name -> dfs.v1.StoreErrorCode
-	85, // 23: dfs.v1.FetchChunkResponse.info:type_name -> dfs.v1.ChunkInfo
-	83, // 24: dfs.v1.XattrResponse.code:type_name -> dfs.v1.StoreErrorCode
-	38, // 25: dfs.v1.HealBrick.scrub:type_name -> dfs.v1.ScrubStatus
-	69, // 26: dfs.v1.VolumeHealResponse.bricks:type_name -> dfs.v1.HealBrick
-	8,  // 27: dfs.v1.VolumeReplaceBrickRequest.old:type_name -> dfs.v1.BrickSpec
-	8,  // 28: dfs.v1.VolumeReplaceBrickRequest.new:type_name -> dfs.v1.BrickSpec
-	38, // 29: dfs.v1.ScrubResponse.status:type_name -> dfs.v1.ScrubStatus
-	86, // 30: dfs.v1.TestLockRequest.lock:type_name -> dfs.v1.FileLock
-	83, // 31: dfs.v1.TestLockResponse.code:type_name -> dfs.v1.StoreErrorCode
-	86, // 32: dfs.v1.TestLockResponse.conflict:type_name -> dfs.v1.FileLock
-	2,  // 33: dfs.v1.Manager.PeerProbe:input_type -> dfs.v1.PeerProbeRequest
-	4,  // 34: dfs.v1.Manager.PeerDetach:input_type -> dfs.v1.PeerDetachRequest
-	6,  // 35: dfs.v1.Manager.PeerList:input_type -> dfs.v1.PeerListRequest
-	9,  // 36: dfs.v1.Manager.VolumeCreate:input_type -> dfs.v1.VolumeCreateRequest
-	11, // 37: dfs.v1.Manager.VolumeStart:input_type -> dfs.v1.VolumeStartRequest
-	13, // 38: dfs.v1.Manager.VolumeStop:input_type -> dfs.v1.VolumeStopRequest
-	15, // 39: dfs.v1.Manager.VolumeDelete:input_type -> dfs.v1.VolumeDeleteRequest
-	19, // 40: dfs.v1.Manager.VolumeInfo:input_type -> dfs.v1.VolumeInfoRequest
-	23, // 41: dfs.v1.Manager.VolumeStatus:input_type -> dfs.v1.VolumeStatusRequest
-	26, // 42: dfs.v1.Manager.VolumeSet:input_type -> dfs.v1.VolumeSetRequest
-	29, // 43: dfs.v1.Manager.VolumeGet:input_type -> dfs.v1.VolumeGetRequest
-	31, // 44: dfs.v1.Manager.VolumeReset:input_type -> dfs.v1.VolumeResetRequest
-	68, // 45: dfs.v1.Manager.VolumeHeal:input_type -> dfs.v1.VolumeHealRequest
-	71, // 46: dfs.v1.Manager.VolumeReplaceBrick:input_type -> dfs.v1.VolumeReplaceBrickRequest
-	33, // 47: dfs.v1.Manager.GetLayout:input_type -> dfs.v1.GetLayoutRequest
-	33, // 48: dfs.v1.Manager.WatchLayout:input_type -> dfs.v1.GetLayoutRequest
-	39, // 49: dfs.v1.Manager.Heartbeat:input_type -> dfs.v1.HeartbeatRequest
-	41, // 50: dfs.v1.PeerService.Identity:input_type -> dfs.v1.IdentityRequest
-	43, // 51: dfs.v1.PeerService.Join:input_type -> dfs.v1.JoinRequest
-	45, // 52: dfs.v1.PeerService.Leave:input_type -> dfs.v1.LeaveRequest
-	47, // 53: dfs.v1.PeerService.PrepareBricks:input_type -> dfs.v1.PrepareBricksRequest
-	49, // 54: dfs.v1.PeerService.ReleaseBricks:input_type -> dfs.v1.ReleaseBricksRequest
-	51, // 55: dfs.v1.BrickService.Ping:input_type -> dfs.v1.BrickPingRequest
-	87, // 56: dfs.v1.BrickService.Mutate:input_type -> dfs.v1.StoreCommand
-	53, // 57: dfs.v1.BrickService.GetAttr:input_type -> dfs.v1.GetAttrRequest
-	54, // 58: dfs.v1.BrickService.Lookup:input_type -> dfs.v1.LookupRequest
-	55, // 59: dfs.v1.BrickService.ReadDir:input_type -> dfs.v1.ReadDirRequest
-	57, // 60: dfs.v1.BrickService.ReadInline:input_type -> dfs.v1.ReadInlineRequest
-	58, // 61: dfs.v1.BrickService.ReadChunk:input_type -> dfs.v1.ReadChunkRequest
-	62, // 62: dfs.v1.BrickService.GetXattr:input_type -> dfs.v1.GetXattrRequest
-	53, // 63: dfs.v1.BrickService.ListXattr:input_type -> dfs.v1.GetAttrRequest
-	64, // 64: dfs.v1.BrickService.Statfs:input_type -> dfs.v1.StatfsRequest
-	66, // 65: dfs.v1.BrickService.Status:input_type -> dfs.v1.BrickStatusRequest
-	60, // 66: dfs.v1.BrickService.FetchChunk:input_type -> dfs.v1.FetchChunkRequest
-	73, // 67: dfs.v1.BrickService.ChangeMembers:input_type -> dfs.v1.ChangeMembersRequest
-	75, // 68: dfs.v1.BrickService.Scrub:input_type -> dfs.v1.ScrubRequest
-	77, // 69: dfs.v1.BrickService.TestLock:input_type -> dfs.v1.TestLockRequest
-	79, // 70: dfs.v1.BrickService.RenewLockSession:input_type -> dfs.v1.RenewLockSessionRequest
-	3,  // 71: dfs.v1.Manager.PeerProbe:output_type -> dfs.v1.PeerProbeResponse
-	5,  // 72: dfs.v1.Manager.PeerDetach:output_type -> dfs.v1.PeerDetachResponse
-	7,  // 73: dfs.v1.Manager.PeerList:output_type -> dfs.v1.PeerListResponse
-	10, // 74: dfs.v1.Manager.VolumeCreate:output_type -> dfs.v1.VolumeCreateResponse
-	12, // 75: dfs.v1.Manager.VolumeStart:output_type -> dfs.v1.VolumeStartResponse
-	14, // 76: dfs.v1.Manager.VolumeStop:output_type -> dfs.v1.VolumeStopResponse
-	16, // 77: dfs.v1.Manager.VolumeDelete:output_type -> dfs.v1.VolumeDeleteResponse
-	20, // 78: dfs.v1.Manager.VolumeInfo:output_type -> dfs.v1.VolumeInfoResponse
-	25, // 79: dfs.v1.Manager.VolumeStatus:output_type -> dfs.v1.VolumeStatusResponse
-	27, // 80: dfs.v1.Manager.VolumeSet:output_type -> dfs.v1.VolumeSetResponse
-	30, // 81: dfs.v1.Manager.VolumeGet:output_type -> dfs.v1.VolumeGetResponse
-	32, // 82: dfs.v1.Manager.VolumeReset:output_type -> dfs.v1.VolumeResetResponse
-	70, // 83: dfs.v1.Manager.VolumeHeal:output_type -> dfs.v1.VolumeHealResponse
-	72, // 84: dfs.v1.Manager.VolumeReplaceBrick:output_type -> dfs.v1.VolumeReplaceBrickResponse
-	36, // 85: dfs.v1.Manager.GetLayout:output_type -> dfs.v1.VolumeLayout
-	36, // 86: dfs.v1.Manager.WatchLayout:output_type -> dfs.v1.VolumeLayout
-	40, // 87: dfs.v1.Manager.Heartbeat:output_type -> dfs.v1.HeartbeatResponse
-	42, // 88: dfs.v1.PeerService.Identity:output_type -> dfs.v1.IdentityResponse
-	44, // 89: dfs.v1.PeerService.Join:output_type -> dfs.v1.JoinResponse
-	46, // 90: dfs.v1.PeerService.Leave:output_type -> dfs.v1.LeaveResponse
-	48, // 91: dfs.v1.PeerService.PrepareBricks:output_type -> dfs.v1.PrepareBricksResponse
-	50, // 92: dfs.v1.PeerService.ReleaseBricks:output_type -> dfs.v1.ReleaseBricksResponse
-	52, // 93: dfs.v1.BrickService.Ping:output_type -> dfs.v1.BrickPingResponse
-	88, // 94: dfs.v1.BrickService.Mutate:output_type -> dfs.v1.StoreResult
-	88, // 95: dfs.v1.BrickService.GetAttr:output_type -> dfs.v1.StoreResult
-	88, // 96: dfs.v1.BrickService.Lookup:output_type -> dfs.v1.StoreResult
-	56, // 97: dfs.v1.BrickService.ReadDir:output_type -> dfs.v1.ReadDirResponse
-	59, // 98: dfs.v1.BrickService.ReadInline:output_type -> dfs.v1.ReadResponse
-	59, // 99: dfs.v1.BrickService.ReadChunk:output_type -> dfs.v1.ReadResponse
-	63, // 100: dfs.v1.BrickService.GetXattr:output_type -> dfs.v1.XattrResponse
-	63, // 101: dfs.v1.BrickService.ListXattr:output_type -> dfs.v1.XattrResponse
-	65, // 102: dfs.v1.BrickService.Statfs:output_type -> dfs.v1.StatfsResponse
-	67, // 103: dfs.v1.BrickService.Status:output_type -> dfs.v1.BrickStatusResponse
-	61, // 104: dfs.v1.BrickService.FetchChunk:output_type -> dfs.v1.FetchChunkResponse
-	74, // 105: dfs.v1.BrickService.ChangeMembers:output_type -> dfs.v1.ChangeMembersResponse
-	76, // 106: dfs.v1.BrickService.Scrub:output_type -> dfs.v1.ScrubResponse
-	78, // 107: dfs.v1.BrickService.TestLock:output_type -> dfs.v1.TestLockResponse
-	80, // 108: dfs.v1.BrickService.RenewLockSession:output_type -> dfs.v1.RenewLockSessionResponse
-	71, // [71:109] is the sub-list for method output_type
-	33, // [33:71] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	85, // 0: dfs.v1.RunTxnRequest.intent:type_name -> dfs.v1.TxnIntent
+	86, // 1: dfs.v1.RunTxnResponse.code:type_name -> dfs.v1.StoreErrorCode
+	85, // 2: dfs.v1.RunTxnResponse.intent:type_name -> dfs.v1.TxnIntent
+	3,  // 3: dfs.v1.PeerProbeResponse.peer:type_name -> dfs.v1.Peer
+	3,  // 4: dfs.v1.PeerListResponse.peers:type_name -> dfs.v1.Peer
+	10, // 5: dfs.v1.VolumeCreateRequest.bricks:type_name -> dfs.v1.BrickSpec
+	20, // 6: dfs.v1.VolumeCreateResponse.volume:type_name -> dfs.v1.Volume
+	0,  // 7: dfs.v1.Volume.state:type_name -> dfs.v1.VolumeState
+	19, // 8: dfs.v1.Volume.bricks:type_name -> dfs.v1.Brick
+	83, // 9: dfs.v1.Volume.options:type_name -> dfs.v1.Volume.OptionsEntry
+	20, // 10: dfs.v1.VolumeInfoResponse.volumes:type_name -> dfs.v1.Volume
+	0,  // 11: dfs.v1.VolumeStatusEntry.state:type_name -> dfs.v1.VolumeState
+	23, // 12: dfs.v1.VolumeStatusEntry.bricks:type_name -> dfs.v1.BrickStatus
+	24, // 13: dfs.v1.VolumeStatusEntry.subvolumes:type_name -> dfs.v1.SubvolumeStatus
+	26, // 14: dfs.v1.VolumeStatusResponse.volumes:type_name -> dfs.v1.VolumeStatusEntry
+	30, // 15: dfs.v1.VolumeGetResponse.options:type_name -> dfs.v1.VolumeOption
+	36, // 16: dfs.v1.Subvolume.bricks:type_name -> dfs.v1.BrickEndpoint
+	0,  // 17: dfs.v1.VolumeLayout.state:type_name -> dfs.v1.VolumeState
+	37, // 18: dfs.v1.VolumeLayout.subvolumes:type_name -> dfs.v1.Subvolume
+	84, // 19: dfs.v1.VolumeLayout.options:type_name -> dfs.v1.VolumeLayout.OptionsEntry
+	40, // 20: dfs.v1.BrickState.scrub:type_name -> dfs.v1.ScrubStatus
+	39, // 21: dfs.v1.HeartbeatRequest.bricks:type_name -> dfs.v1.BrickState
+	86, // 22: dfs.v1.ReadDirResponse.code:type_name -> dfs.v1.StoreErrorCode
+	87, // 23: dfs.v1.ReadDirResponse.entries:type_name -> dfs.v1.Dirent
+	86, // 24: dfs.v1.ReadResponse.code:type_name -> dfs.v1.StoreErrorCode
+	86, // 25: dfs.v1.FetchChunkResponse.code:type_name -> dfs.v1.StoreErrorCode
+	88, // 26: dfs.v1.FetchChunkResponse.info:type_name -> dfs.v1.ChunkInfo
+	86, // 27: dfs.v1.XattrResponse.code:type_name -> dfs.v1.StoreErrorCode
+	40, // 28: dfs.v1.HealBrick.scrub:type_name -> dfs.v1.ScrubStatus
+	71, // 29: dfs.v1.VolumeHealResponse.bricks:type_name -> dfs.v1.HealBrick
+	10, // 30: dfs.v1.VolumeReplaceBrickRequest.old:type_name -> dfs.v1.BrickSpec
+	10, // 31: dfs.v1.VolumeReplaceBrickRequest.new:type_name -> dfs.v1.BrickSpec
+	40, // 32: dfs.v1.ScrubResponse.status:type_name -> dfs.v1.ScrubStatus
+	89, // 33: dfs.v1.TestLockRequest.lock:type_name -> dfs.v1.FileLock
+	86, // 34: dfs.v1.TestLockResponse.code:type_name -> dfs.v1.StoreErrorCode
+	89, // 35: dfs.v1.TestLockResponse.conflict:type_name -> dfs.v1.FileLock
+	4,  // 36: dfs.v1.Manager.PeerProbe:input_type -> dfs.v1.PeerProbeRequest
+	6,  // 37: dfs.v1.Manager.PeerDetach:input_type -> dfs.v1.PeerDetachRequest
+	8,  // 38: dfs.v1.Manager.PeerList:input_type -> dfs.v1.PeerListRequest
+	11, // 39: dfs.v1.Manager.VolumeCreate:input_type -> dfs.v1.VolumeCreateRequest
+	13, // 40: dfs.v1.Manager.VolumeStart:input_type -> dfs.v1.VolumeStartRequest
+	15, // 41: dfs.v1.Manager.VolumeStop:input_type -> dfs.v1.VolumeStopRequest
+	17, // 42: dfs.v1.Manager.VolumeDelete:input_type -> dfs.v1.VolumeDeleteRequest
+	21, // 43: dfs.v1.Manager.VolumeInfo:input_type -> dfs.v1.VolumeInfoRequest
+	25, // 44: dfs.v1.Manager.VolumeStatus:input_type -> dfs.v1.VolumeStatusRequest
+	28, // 45: dfs.v1.Manager.VolumeSet:input_type -> dfs.v1.VolumeSetRequest
+	31, // 46: dfs.v1.Manager.VolumeGet:input_type -> dfs.v1.VolumeGetRequest
+	33, // 47: dfs.v1.Manager.VolumeReset:input_type -> dfs.v1.VolumeResetRequest
+	70, // 48: dfs.v1.Manager.VolumeHeal:input_type -> dfs.v1.VolumeHealRequest
+	73, // 49: dfs.v1.Manager.VolumeReplaceBrick:input_type -> dfs.v1.VolumeReplaceBrickRequest
+	35, // 50: dfs.v1.Manager.GetLayout:input_type -> dfs.v1.GetLayoutRequest
+	35, // 51: dfs.v1.Manager.WatchLayout:input_type -> dfs.v1.GetLayoutRequest
+	41, // 52: dfs.v1.Manager.Heartbeat:input_type -> dfs.v1.HeartbeatRequest
+	43, // 53: dfs.v1.PeerService.Identity:input_type -> dfs.v1.IdentityRequest
+	45, // 54: dfs.v1.PeerService.Join:input_type -> dfs.v1.JoinRequest
+	47, // 55: dfs.v1.PeerService.Leave:input_type -> dfs.v1.LeaveRequest
+	49, // 56: dfs.v1.PeerService.PrepareBricks:input_type -> dfs.v1.PrepareBricksRequest
+	51, // 57: dfs.v1.PeerService.ReleaseBricks:input_type -> dfs.v1.ReleaseBricksRequest
+	53, // 58: dfs.v1.BrickService.Ping:input_type -> dfs.v1.BrickPingRequest
+	90, // 59: dfs.v1.BrickService.Mutate:input_type -> dfs.v1.StoreCommand
+	55, // 60: dfs.v1.BrickService.GetAttr:input_type -> dfs.v1.GetAttrRequest
+	56, // 61: dfs.v1.BrickService.Lookup:input_type -> dfs.v1.LookupRequest
+	57, // 62: dfs.v1.BrickService.ReadDir:input_type -> dfs.v1.ReadDirRequest
+	59, // 63: dfs.v1.BrickService.ReadInline:input_type -> dfs.v1.ReadInlineRequest
+	60, // 64: dfs.v1.BrickService.ReadChunk:input_type -> dfs.v1.ReadChunkRequest
+	64, // 65: dfs.v1.BrickService.GetXattr:input_type -> dfs.v1.GetXattrRequest
+	55, // 66: dfs.v1.BrickService.ListXattr:input_type -> dfs.v1.GetAttrRequest
+	66, // 67: dfs.v1.BrickService.Statfs:input_type -> dfs.v1.StatfsRequest
+	68, // 68: dfs.v1.BrickService.Status:input_type -> dfs.v1.BrickStatusRequest
+	62, // 69: dfs.v1.BrickService.FetchChunk:input_type -> dfs.v1.FetchChunkRequest
+	75, // 70: dfs.v1.BrickService.ChangeMembers:input_type -> dfs.v1.ChangeMembersRequest
+	77, // 71: dfs.v1.BrickService.Scrub:input_type -> dfs.v1.ScrubRequest
+	79, // 72: dfs.v1.BrickService.TestLock:input_type -> dfs.v1.TestLockRequest
+	81, // 73: dfs.v1.BrickService.RenewLockSession:input_type -> dfs.v1.RenewLockSessionRequest
+	1,  // 74: dfs.v1.BrickService.RunTxn:input_type -> dfs.v1.RunTxnRequest
+	5,  // 75: dfs.v1.Manager.PeerProbe:output_type -> dfs.v1.PeerProbeResponse
+	7,  // 76: dfs.v1.Manager.PeerDetach:output_type -> dfs.v1.PeerDetachResponse
+	9,  // 77: dfs.v1.Manager.PeerList:output_type -> dfs.v1.PeerListResponse
+	12, // 78: dfs.v1.Manager.VolumeCreate:output_type -> dfs.v1.VolumeCreateResponse
+	14, // 79: dfs.v1.Manager.VolumeStart:output_type -> dfs.v1.VolumeStartResponse
+	16, // 80: dfs.v1.Manager.VolumeStop:output_type -> dfs.v1.VolumeStopResponse
+	18, // 81: dfs.v1.Manager.VolumeDelete:output_type -> dfs.v1.VolumeDeleteResponse
+	22, // 82: dfs.v1.Manager.VolumeInfo:output_type -> dfs.v1.VolumeInfoResponse
+	27, // 83: dfs.v1.Manager.VolumeStatus:output_type -> dfs.v1.VolumeStatusResponse
+	29, // 84: dfs.v1.Manager.VolumeSet:output_type -> dfs.v1.VolumeSetResponse
+	32, // 85: dfs.v1.Manager.VolumeGet:output_type -> dfs.v1.VolumeGetResponse
+	34, // 86: dfs.v1.Manager.VolumeReset:output_type -> dfs.v1.VolumeResetResponse
+	72, // 87: dfs.v1.Manager.VolumeHeal:output_type -> dfs.v1.VolumeHealResponse
+	74, // 88: dfs.v1.Manager.VolumeReplaceBrick:output_type -> dfs.v1.VolumeReplaceBrickResponse
+	38, // 89: dfs.v1.Manager.GetLayout:output_type -> dfs.v1.VolumeLayout
+	38, // 90: dfs.v1.Manager.WatchLayout:output_type -> dfs.v1.VolumeLayout
+	42, // 91: dfs.v1.Manager.Heartbeat:output_type -> dfs.v1.HeartbeatResponse
+	44, // 92: dfs.v1.PeerService.Identity:output_type -> dfs.v1.IdentityResponse
+	46, // 93: dfs.v1.PeerService.Join:output_type -> dfs.v1.JoinResponse
+	48, // 94: dfs.v1.PeerService.Leave:output_type -> dfs.v1.LeaveResponse
+	50, // 95: dfs.v1.PeerService.PrepareBricks:output_type -> dfs.v1.PrepareBricksResponse
+	52, // 96: dfs.v1.PeerService.ReleaseBricks:output_type -> dfs.v1.ReleaseBricksResponse
+	54, // 97: dfs.v1.BrickService.Ping:output_type -> dfs.v1.BrickPingResponse
+	91, // 98: dfs.v1.BrickService.Mutate:output_type -> dfs.v1.StoreResult
+	91, // 99: dfs.v1.BrickService.GetAttr:output_type -> dfs.v1.StoreResult
+	91, // 100: dfs.v1.BrickService.Lookup:output_type -> dfs.v1.StoreResult
+	58, // 101: dfs.v1.BrickService.ReadDir:output_type -> dfs.v1.ReadDirResponse
+	61, // 102: dfs.v1.BrickService.ReadInline:output_type -> dfs.v1.ReadResponse
+	61, // 103: dfs.v1.BrickService.ReadChunk:output_type -> dfs.v1.ReadResponse
+	65, // 104: dfs.v1.BrickService.GetXattr:output_type -> dfs.v1.XattrResponse
+	65, // 105: dfs.v1.BrickService.ListXattr:output_type -> dfs.v1.XattrResponse
+	67, // 106: dfs.v1.BrickService.Statfs:output_type -> dfs.v1.StatfsResponse
+	69, // 107: dfs.v1.BrickService.Status:output_type -> dfs.v1.BrickStatusResponse
+	63, // 108: dfs.v1.BrickService.FetchChunk:output_type -> dfs.v1.FetchChunkResponse
+	76, // 109: dfs.v1.BrickService.ChangeMembers:output_type -> dfs.v1.ChangeMembersResponse
+	78, // 110: dfs.v1.BrickService.Scrub:output_type -> dfs.v1.ScrubResponse
+	80, // 111: dfs.v1.BrickService.TestLock:output_type -> dfs.v1.TestLockResponse
+	82, // 112: dfs.v1.BrickService.RenewLockSession:output_type -> dfs.v1.RenewLockSessionResponse
+	2,  // 113: dfs.v1.BrickService.RunTxn:output_type -> dfs.v1.RunTxnResponse
+	75, // [75:114] is the sub-list for method output_type
+	36, // [36:75] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -5418,7 +5540,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   82,
+			NumMessages:   84,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -1038,6 +1038,7 @@ const (
 	BrickService_Scrub_FullMethodName            = "/dfs.v1.BrickService/Scrub"
 	BrickService_TestLock_FullMethodName         = "/dfs.v1.BrickService/TestLock"
 	BrickService_RenewLockSession_FullMethodName = "/dfs.v1.BrickService/RenewLockSession"
+	BrickService_RunTxn_FullMethodName           = "/dfs.v1.BrickService/RunTxn"
 )
 
 // BrickServiceClient is the client API for BrickService service.
@@ -1087,6 +1088,11 @@ type BrickServiceClient interface {
 	// Leader only (the lease clock is the leader's, and restarts in full on
 	// a new leader).
 	RenewLockSession(ctx context.Context, in *RenewLockSessionRequest, opts ...grpc.CallOption) (*RenewLockSessionResponse, error)
+	// RunTxn runs a transaction across subvolumes with this brick's
+	// subvolume as coordinator (see TxnIntent in store.proto), and answers
+	// once it is done: committed, or aborted with the failing step's code.
+	// A retry with the same txn id answers the same outcome. Leader only.
+	RunTxn(ctx context.Context, in *RunTxnRequest, opts ...grpc.CallOption) (*RunTxnResponse, error)
 }
 
 type brickServiceClient struct {
@@ -1257,6 +1263,16 @@ func (c *brickServiceClient) RenewLockSession(ctx context.Context, in *RenewLock
 	return out, nil
 }
 
+func (c *brickServiceClient) RunTxn(ctx context.Context, in *RunTxnRequest, opts ...grpc.CallOption) (*RunTxnResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunTxnResponse)
+	err := c.cc.Invoke(ctx, BrickService_RunTxn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BrickServiceServer is the server API for BrickService service.
 // All implementations must embed UnimplementedBrickServiceServer
 // for forward compatibility.
@@ -1304,6 +1320,11 @@ type BrickServiceServer interface {
 	// Leader only (the lease clock is the leader's, and restarts in full on
 	// a new leader).
 	RenewLockSession(context.Context, *RenewLockSessionRequest) (*RenewLockSessionResponse, error)
+	// RunTxn runs a transaction across subvolumes with this brick's
+	// subvolume as coordinator (see TxnIntent in store.proto), and answers
+	// once it is done: committed, or aborted with the failing step's code.
+	// A retry with the same txn id answers the same outcome. Leader only.
+	RunTxn(context.Context, *RunTxnRequest) (*RunTxnResponse, error)
 	mustEmbedUnimplementedBrickServiceServer()
 }
 
@@ -1361,6 +1382,9 @@ func (UnimplementedBrickServiceServer) TestLock(context.Context, *TestLockReques
 }
 func (UnimplementedBrickServiceServer) RenewLockSession(context.Context, *RenewLockSessionRequest) (*RenewLockSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RenewLockSession not implemented")
+}
+func (UnimplementedBrickServiceServer) RunTxn(context.Context, *RunTxnRequest) (*RunTxnResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunTxn not implemented")
 }
 func (UnimplementedBrickServiceServer) mustEmbedUnimplementedBrickServiceServer() {}
 func (UnimplementedBrickServiceServer) testEmbeddedByValue()                      {}
@@ -1671,6 +1695,24 @@ func _BrickService_RenewLockSession_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BrickService_RunTxn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunTxnRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).RunTxn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_RunTxn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).RunTxn(ctx, req.(*RunTxnRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BrickService_ServiceDesc is the grpc.ServiceDesc for BrickService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1741,6 +1783,10 @@ var BrickService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RenewLockSession",
 			Handler:    _BrickService_RenewLockSession_Handler,
+		},
+		{
+			MethodName: "RunTxn",
+			Handler:    _BrickService_RunTxn_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

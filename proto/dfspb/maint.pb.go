@@ -890,8 +890,10 @@ type WalkStoreResponse struct {
 	Chunks  []*WalkChunk           `protobuf:"bytes,3,rep,name=chunks,proto3" json:"chunks,omitempty"`
 	// strays are records that belong to an inode this store does not hold
 	// (inline data, xattrs, op ids), and records that do not decode.
-	Strays        []*WalkStray `protobuf:"bytes,4,rep,name=strays,proto3" json:"strays,omitempty"`
-	AppliedIndex  uint64       `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"` // of the view walked; set on the first page
+	Strays       []*WalkStray `protobuf:"bytes,4,rep,name=strays,proto3" json:"strays,omitempty"`
+	AppliedIndex uint64       `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"` // of the view walked; set on the first page
+	// txns are the transactions this store coordinates (TxnIntent records).
+	Txns          []*TxnIntent `protobuf:"bytes,6,rep,name=txns,proto3" json:"txns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -959,6 +961,13 @@ func (x *WalkStoreResponse) GetAppliedIndex() uint64 {
 		return x.AppliedIndex
 	}
 	return 0
+}
+
+func (x *WalkStoreResponse) GetTxns() []*TxnIntent {
+	if x != nil {
+		return x.Txns
+	}
+	return nil
 }
 
 type WalkInode struct {
@@ -1326,13 +1335,14 @@ const file_maint_proto_rawDesc = "" +
 	"\x03dir\x18\x04 \x01(\fR\x03dir\x12\x12\n" +
 	"\x04name\x18\x05 \x01(\tR\x04name\x12\x16\n" +
 	"\x06detail\x18\x06 \x01(\tR\x06detail\"\x12\n" +
-	"\x10WalkStoreRequest\"\xe6\x01\n" +
+	"\x10WalkStoreRequest\"\x8d\x02\n" +
 	"\x11WalkStoreResponse\x12)\n" +
 	"\x06inodes\x18\x01 \x03(\v2\x11.dfs.v1.WalkInodeR\x06inodes\x12+\n" +
 	"\aentries\x18\x02 \x03(\v2\x11.dfs.v1.WalkEntryR\aentries\x12)\n" +
 	"\x06chunks\x18\x03 \x03(\v2\x11.dfs.v1.WalkChunkR\x06chunks\x12)\n" +
 	"\x06strays\x18\x04 \x03(\v2\x11.dfs.v1.WalkStrayR\x06strays\x12#\n" +
-	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\"\xd0\x01\n" +
+	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x12%\n" +
+	"\x04txns\x18\x06 \x03(\v2\x11.dfs.v1.TxnIntentR\x04txns\"\xd0\x01\n" +
 	"\tWalkInode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12$\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x10.dfs.v1.FileTypeR\x04type\x12\x14\n" +
@@ -1399,7 +1409,8 @@ var file_maint_proto_goTypes = []any{
 	(*WalkEntry)(nil),           // 14: dfs.v1.WalkEntry
 	(*WalkChunk)(nil),           // 15: dfs.v1.WalkChunk
 	(*WalkStray)(nil),           // 16: dfs.v1.WalkStray
-	(FileType)(0),               // 17: dfs.v1.FileType
+	(*TxnIntent)(nil),           // 17: dfs.v1.TxnIntent
+	(FileType)(0),               // 18: dfs.v1.FileType
 }
 var file_maint_proto_depIdxs = []int32{
 	0,  // 0: dfs.v1.VolumeScrubRequest.action:type_name -> dfs.v1.ScrubAction
@@ -1413,21 +1424,22 @@ var file_maint_proto_depIdxs = []int32{
 	14, // 8: dfs.v1.WalkStoreResponse.entries:type_name -> dfs.v1.WalkEntry
 	15, // 9: dfs.v1.WalkStoreResponse.chunks:type_name -> dfs.v1.WalkChunk
 	16, // 10: dfs.v1.WalkStoreResponse.strays:type_name -> dfs.v1.WalkStray
-	17, // 11: dfs.v1.WalkInode.type:type_name -> dfs.v1.FileType
-	17, // 12: dfs.v1.WalkEntry.type:type_name -> dfs.v1.FileType
-	1,  // 13: dfs.v1.Maintenance.VolumeScrub:input_type -> dfs.v1.VolumeScrubRequest
-	8,  // 14: dfs.v1.Maintenance.VolumeFsck:input_type -> dfs.v1.VolumeFsckRequest
-	4,  // 15: dfs.v1.BrickMaintenance.Scrub:input_type -> dfs.v1.BrickScrubRequest
-	11, // 16: dfs.v1.BrickMaintenance.WalkStore:input_type -> dfs.v1.WalkStoreRequest
-	2,  // 17: dfs.v1.Maintenance.VolumeScrub:output_type -> dfs.v1.VolumeScrubResponse
-	9,  // 18: dfs.v1.Maintenance.VolumeFsck:output_type -> dfs.v1.VolumeFsckResponse
-	5,  // 19: dfs.v1.BrickMaintenance.Scrub:output_type -> dfs.v1.ScrubProgress
-	12, // 20: dfs.v1.BrickMaintenance.WalkStore:output_type -> dfs.v1.WalkStoreResponse
-	17, // [17:21] is the sub-list for method output_type
-	13, // [13:17] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	17, // 11: dfs.v1.WalkStoreResponse.txns:type_name -> dfs.v1.TxnIntent
+	18, // 12: dfs.v1.WalkInode.type:type_name -> dfs.v1.FileType
+	18, // 13: dfs.v1.WalkEntry.type:type_name -> dfs.v1.FileType
+	1,  // 14: dfs.v1.Maintenance.VolumeScrub:input_type -> dfs.v1.VolumeScrubRequest
+	8,  // 15: dfs.v1.Maintenance.VolumeFsck:input_type -> dfs.v1.VolumeFsckRequest
+	4,  // 16: dfs.v1.BrickMaintenance.Scrub:input_type -> dfs.v1.BrickScrubRequest
+	11, // 17: dfs.v1.BrickMaintenance.WalkStore:input_type -> dfs.v1.WalkStoreRequest
+	2,  // 18: dfs.v1.Maintenance.VolumeScrub:output_type -> dfs.v1.VolumeScrubResponse
+	9,  // 19: dfs.v1.Maintenance.VolumeFsck:output_type -> dfs.v1.VolumeFsckResponse
+	5,  // 20: dfs.v1.BrickMaintenance.Scrub:output_type -> dfs.v1.ScrubProgress
+	12, // 21: dfs.v1.BrickMaintenance.WalkStore:output_type -> dfs.v1.WalkStoreResponse
+	18, // [18:22] is the sub-list for method output_type
+	14, // [14:18] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_maint_proto_init() }

@@ -405,6 +405,122 @@ func (LockType) EnumDescriptor() ([]byte, []int) {
 	return file_store_proto_rawDescGZIP(), []int{5}
 }
 
+// TxnOp is what a transaction does, for logs and fsck.
+type TxnOp int32
+
+const (
+	TxnOp_TXN_OP_UNSPECIFIED TxnOp = 0
+	TxnOp_TXN_OP_RENAME      TxnOp = 1
+	TxnOp_TXN_OP_LINK        TxnOp = 2
+	TxnOp_TXN_OP_RMDIR       TxnOp = 3
+	TxnOp_TXN_OP_EXCHANGE    TxnOp = 4
+)
+
+// Enum value maps for TxnOp.
+var (
+	TxnOp_name = map[int32]string{
+		0: "TXN_OP_UNSPECIFIED",
+		1: "TXN_OP_RENAME",
+		2: "TXN_OP_LINK",
+		3: "TXN_OP_RMDIR",
+		4: "TXN_OP_EXCHANGE",
+	}
+	TxnOp_value = map[string]int32{
+		"TXN_OP_UNSPECIFIED": 0,
+		"TXN_OP_RENAME":      1,
+		"TXN_OP_LINK":        2,
+		"TXN_OP_RMDIR":       3,
+		"TXN_OP_EXCHANGE":    4,
+	}
+)
+
+func (x TxnOp) Enum() *TxnOp {
+	p := new(TxnOp)
+	*p = x
+	return p
+}
+
+func (x TxnOp) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TxnOp) Descriptor() protoreflect.EnumDescriptor {
+	return file_store_proto_enumTypes[6].Descriptor()
+}
+
+func (TxnOp) Type() protoreflect.EnumType {
+	return &file_store_proto_enumTypes[6]
+}
+
+func (x TxnOp) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TxnOp.Descriptor instead.
+func (TxnOp) EnumDescriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{6}
+}
+
+// TxnState is where a transaction stands in the coordinator's store.
+type TxnState int32
+
+const (
+	// PREPARING: the prepare steps run; nothing is decided. Recovery runs
+	// them again (each answers its recorded result) and decides.
+	TxnState_TXN_STATE_PREPARING TxnState = 0
+	// COMMITTED: the local commit command was applied; the after_commit
+	// steps remain.
+	TxnState_TXN_STATE_COMMITTED TxnState = 1
+	// ABORTED: the undo steps of the prepare steps that succeeded remain.
+	TxnState_TXN_STATE_ABORTED TxnState = 2
+	// DONE: finished (committed or aborted, see outcome); the record stays
+	// for store.OpIDTTL so that a client's retry gets the outcome.
+	TxnState_TXN_STATE_DONE TxnState = 3
+)
+
+// Enum value maps for TxnState.
+var (
+	TxnState_name = map[int32]string{
+		0: "TXN_STATE_PREPARING",
+		1: "TXN_STATE_COMMITTED",
+		2: "TXN_STATE_ABORTED",
+		3: "TXN_STATE_DONE",
+	}
+	TxnState_value = map[string]int32{
+		"TXN_STATE_PREPARING": 0,
+		"TXN_STATE_COMMITTED": 1,
+		"TXN_STATE_ABORTED":   2,
+		"TXN_STATE_DONE":      3,
+	}
+)
+
+func (x TxnState) Enum() *TxnState {
+	p := new(TxnState)
+	*p = x
+	return p
+}
+
+func (x TxnState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TxnState) Descriptor() protoreflect.EnumDescriptor {
+	return file_store_proto_enumTypes[7].Descriptor()
+}
+
+func (TxnState) Type() protoreflect.EnumType {
+	return &file_store_proto_enumTypes[7]
+}
+
+func (x TxnState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TxnState.Descriptor instead.
+func (TxnState) EnumDescriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{7}
+}
+
 // Attr is the attribute record of an inode.
 type Attr struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -831,6 +947,11 @@ type StoreCommand struct {
 	//	*StoreCommand_AppendReserve
 	//	*StoreCommand_SetLock
 	//	*StoreCommand_ExpireLockSession
+	//	*StoreCommand_TxnBegin
+	//	*StoreCommand_TxnDecide
+	//	*StoreCommand_TxnEnd
+	//	*StoreCommand_TxnStep
+	//	*StoreCommand_TxnForget
 	Op            isStoreCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1060,6 +1181,51 @@ func (x *StoreCommand) GetExpireLockSession() *ExpireLockSessionCmd {
 	return nil
 }
 
+func (x *StoreCommand) GetTxnBegin() *TxnBeginCmd {
+	if x != nil {
+		if x, ok := x.Op.(*StoreCommand_TxnBegin); ok {
+			return x.TxnBegin
+		}
+	}
+	return nil
+}
+
+func (x *StoreCommand) GetTxnDecide() *TxnDecideCmd {
+	if x != nil {
+		if x, ok := x.Op.(*StoreCommand_TxnDecide); ok {
+			return x.TxnDecide
+		}
+	}
+	return nil
+}
+
+func (x *StoreCommand) GetTxnEnd() *TxnEndCmd {
+	if x != nil {
+		if x, ok := x.Op.(*StoreCommand_TxnEnd); ok {
+			return x.TxnEnd
+		}
+	}
+	return nil
+}
+
+func (x *StoreCommand) GetTxnStep() *TxnStepCmd {
+	if x != nil {
+		if x, ok := x.Op.(*StoreCommand_TxnStep); ok {
+			return x.TxnStep
+		}
+	}
+	return nil
+}
+
+func (x *StoreCommand) GetTxnForget() *TxnForgetCmd {
+	if x != nil {
+		if x, ok := x.Op.(*StoreCommand_TxnForget); ok {
+			return x.TxnForget
+		}
+	}
+	return nil
+}
+
 type isStoreCommand_Op interface {
 	isStoreCommand_Op()
 }
@@ -1144,6 +1310,26 @@ type StoreCommand_ExpireLockSession struct {
 	ExpireLockSession *ExpireLockSessionCmd `protobuf:"bytes,29,opt,name=expire_lock_session,json=expireLockSession,proto3,oneof"`
 }
 
+type StoreCommand_TxnBegin struct {
+	TxnBegin *TxnBeginCmd `protobuf:"bytes,30,opt,name=txn_begin,json=txnBegin,proto3,oneof"`
+}
+
+type StoreCommand_TxnDecide struct {
+	TxnDecide *TxnDecideCmd `protobuf:"bytes,31,opt,name=txn_decide,json=txnDecide,proto3,oneof"`
+}
+
+type StoreCommand_TxnEnd struct {
+	TxnEnd *TxnEndCmd `protobuf:"bytes,32,opt,name=txn_end,json=txnEnd,proto3,oneof"`
+}
+
+type StoreCommand_TxnStep struct {
+	TxnStep *TxnStepCmd `protobuf:"bytes,33,opt,name=txn_step,json=txnStep,proto3,oneof"`
+}
+
+type StoreCommand_TxnForget struct {
+	TxnForget *TxnForgetCmd `protobuf:"bytes,34,opt,name=txn_forget,json=txnForget,proto3,oneof"`
+}
+
 func (*StoreCommand_CreateEntry) isStoreCommand_Op() {}
 
 func (*StoreCommand_CreateInode) isStoreCommand_Op() {}
@@ -1183,6 +1369,16 @@ func (*StoreCommand_AppendReserve) isStoreCommand_Op() {}
 func (*StoreCommand_SetLock) isStoreCommand_Op() {}
 
 func (*StoreCommand_ExpireLockSession) isStoreCommand_Op() {}
+
+func (*StoreCommand_TxnBegin) isStoreCommand_Op() {}
+
+func (*StoreCommand_TxnDecide) isStoreCommand_Op() {}
+
+func (*StoreCommand_TxnEnd) isStoreCommand_Op() {}
+
+func (*StoreCommand_TxnStep) isStoreCommand_Op() {}
+
+func (*StoreCommand_TxnForget) isStoreCommand_Op() {}
 
 // CreateEntryCmd creates a non-directory inode and its entry in parent in
 // one step (the dirent's locator is parent). attr carries the client's id,
@@ -2942,7 +3138,9 @@ type StoreResult struct {
 	// data.
 	Offset uint64 `protobuf:"varint,12,opt,name=offset,proto3" json:"offset,omitempty"`
 	// conflict: the lock that kept a SetLockCmd from being granted.
-	Conflict      *FileLock `protobuf:"bytes,13,opt,name=conflict,proto3" json:"conflict,omitempty"`
+	Conflict *FileLock `protobuf:"bytes,13,opt,name=conflict,proto3" json:"conflict,omitempty"`
+	// txn: the intent a TxnBegin, TxnDecide or TxnEnd left (or found).
+	Txn           *TxnIntent `protobuf:"bytes,14,opt,name=txn,proto3" json:"txn,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3068,6 +3266,639 @@ func (x *StoreResult) GetConflict() *FileLock {
 	return nil
 }
 
+func (x *StoreResult) GetTxn() *TxnIntent {
+	if x != nil {
+		return x.Txn
+	}
+	return nil
+}
+
+// TxnEntryLock names an entry of the coordinator's store that the
+// transaction holds from TxnBegin to TxnDecide: commands that would
+// create, replace, move or remove it fail with STALE meanwhile (the
+// leader makes them wait first). TxnBegin checks the expectation: the
+// entry names expect_child (and is a directory with expect_dir), or with
+// expect_absent does not exist.
+type TxnEntryLock struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parent        []byte                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	ExpectChild   []byte                 `protobuf:"bytes,3,opt,name=expect_child,json=expectChild,proto3" json:"expect_child,omitempty"`
+	ExpectAbsent  bool                   `protobuf:"varint,4,opt,name=expect_absent,json=expectAbsent,proto3" json:"expect_absent,omitempty"`
+	ExpectDir     bool                   `protobuf:"varint,5,opt,name=expect_dir,json=expectDir,proto3" json:"expect_dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnEntryLock) Reset() {
+	*x = TxnEntryLock{}
+	mi := &file_store_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnEntryLock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnEntryLock) ProtoMessage() {}
+
+func (x *TxnEntryLock) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnEntryLock.ProtoReflect.Descriptor instead.
+func (*TxnEntryLock) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *TxnEntryLock) GetParent() []byte {
+	if x != nil {
+		return x.Parent
+	}
+	return nil
+}
+
+func (x *TxnEntryLock) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TxnEntryLock) GetExpectChild() []byte {
+	if x != nil {
+		return x.ExpectChild
+	}
+	return nil
+}
+
+func (x *TxnEntryLock) GetExpectAbsent() bool {
+	if x != nil {
+		return x.ExpectAbsent
+	}
+	return false
+}
+
+func (x *TxnEntryLock) GetExpectDir() bool {
+	if x != nil {
+		return x.ExpectDir
+	}
+	return false
+}
+
+// TxnStep is one command the coordinator runs on a subvolume (its own
+// included) as a TxnStepCmd.
+type TxnStep struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Subvolume uint32                 `protobuf:"varint,1,opt,name=subvolume,proto3" json:"subvolume,omitempty"`
+	// bricks are the addresses of the subvolume's bricks (the client's
+	// layout), tried in turn until the leader answers.
+	Bricks []string      `protobuf:"bytes,2,rep,name=bricks,proto3" json:"bricks,omitempty"`
+	Cmd    *StoreCommand `protobuf:"bytes,3,opt,name=cmd,proto3" json:"cmd,omitempty"`
+	// undo reverts cmd (prepare steps) if the transaction aborts after cmd
+	// succeeded.
+	Undo *StoreCommand `protobuf:"bytes,4,opt,name=undo,proto3" json:"undo,omitempty"`
+	// not_found_ok makes a NOT_FOUND answer count as success.
+	NotFoundOk    bool `protobuf:"varint,5,opt,name=not_found_ok,json=notFoundOk,proto3" json:"not_found_ok,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnStep) Reset() {
+	*x = TxnStep{}
+	mi := &file_store_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnStep) ProtoMessage() {}
+
+func (x *TxnStep) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnStep.ProtoReflect.Descriptor instead.
+func (*TxnStep) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *TxnStep) GetSubvolume() uint32 {
+	if x != nil {
+		return x.Subvolume
+	}
+	return 0
+}
+
+func (x *TxnStep) GetBricks() []string {
+	if x != nil {
+		return x.Bricks
+	}
+	return nil
+}
+
+func (x *TxnStep) GetCmd() *StoreCommand {
+	if x != nil {
+		return x.Cmd
+	}
+	return nil
+}
+
+func (x *TxnStep) GetUndo() *StoreCommand {
+	if x != nil {
+		return x.Undo
+	}
+	return nil
+}
+
+func (x *TxnStep) GetNotFoundOk() bool {
+	if x != nil {
+		return x.NotFoundOk
+	}
+	return false
+}
+
+// TxnIntent is a transaction's record in the coordinator's store.
+type TxnIntent struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TxnId     []byte                 `protobuf:"bytes,1,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"` // 16 random bytes chosen by the client
+	Op        TxnOp                  `protobuf:"varint,2,opt,name=op,proto3,enum=dfs.v1.TxnOp" json:"op,omitempty"`
+	State     TxnState               `protobuf:"varint,3,opt,name=state,proto3,enum=dfs.v1.TxnState" json:"state,omitempty"`
+	StartedNs int64                  `protobuf:"varint,4,opt,name=started_ns,json=startedNs,proto3" json:"started_ns,omitempty"` // TxnBegin's now_ns
+	Summary   string                 `protobuf:"bytes,5,opt,name=summary,proto3" json:"summary,omitempty"`                       // e.g. rename "a" -> "b", for logs and fsck
+	Subvolume uint32                 `protobuf:"varint,6,opt,name=subvolume,proto3" json:"subvolume,omitempty"`                  // the coordinator's
+	Locks     []*TxnEntryLock        `protobuf:"bytes,7,rep,name=locks,proto3" json:"locks,omitempty"`
+	// prepare steps run in order; the first that fails aborts.
+	Prepare []*TxnStep `protobuf:"bytes,8,rep,name=prepare,proto3" json:"prepare,omitempty"`
+	// commit is applied locally by TxnDecide{commit} once every prepare
+	// step succeeded; if it fails, the transaction aborts instead.
+	Commit *StoreCommand `protobuf:"bytes,9,opt,name=commit,proto3" json:"commit,omitempty"`
+	// after_commit steps run once committed; they must be safe to repeat.
+	AfterCommit []*TxnStep `protobuf:"bytes,10,rep,name=after_commit,json=afterCommit,proto3" json:"after_commit,omitempty"`
+	// Set by TxnDecide: the prepare steps' results, the commit's result,
+	// and for an abort the step that failed (len(prepare) when the commit
+	// failed) and its result.
+	Results       []*StoreResult `protobuf:"bytes,11,rep,name=results,proto3" json:"results,omitempty"`
+	CommitResult  *StoreResult   `protobuf:"bytes,12,opt,name=commit_result,json=commitResult,proto3" json:"commit_result,omitempty"`
+	FailedStep    uint32         `protobuf:"varint,13,opt,name=failed_step,json=failedStep,proto3" json:"failed_step,omitempty"`
+	Failure       *StoreResult   `protobuf:"bytes,14,opt,name=failure,proto3" json:"failure,omitempty"`
+	Committed     bool           `protobuf:"varint,15,opt,name=committed,proto3" json:"committed,omitempty"` // the outcome, once decided
+	DecidedNs     int64          `protobuf:"varint,16,opt,name=decided_ns,json=decidedNs,proto3" json:"decided_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnIntent) Reset() {
+	*x = TxnIntent{}
+	mi := &file_store_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnIntent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnIntent) ProtoMessage() {}
+
+func (x *TxnIntent) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnIntent.ProtoReflect.Descriptor instead.
+func (*TxnIntent) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *TxnIntent) GetTxnId() []byte {
+	if x != nil {
+		return x.TxnId
+	}
+	return nil
+}
+
+func (x *TxnIntent) GetOp() TxnOp {
+	if x != nil {
+		return x.Op
+	}
+	return TxnOp_TXN_OP_UNSPECIFIED
+}
+
+func (x *TxnIntent) GetState() TxnState {
+	if x != nil {
+		return x.State
+	}
+	return TxnState_TXN_STATE_PREPARING
+}
+
+func (x *TxnIntent) GetStartedNs() int64 {
+	if x != nil {
+		return x.StartedNs
+	}
+	return 0
+}
+
+func (x *TxnIntent) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *TxnIntent) GetSubvolume() uint32 {
+	if x != nil {
+		return x.Subvolume
+	}
+	return 0
+}
+
+func (x *TxnIntent) GetLocks() []*TxnEntryLock {
+	if x != nil {
+		return x.Locks
+	}
+	return nil
+}
+
+func (x *TxnIntent) GetPrepare() []*TxnStep {
+	if x != nil {
+		return x.Prepare
+	}
+	return nil
+}
+
+func (x *TxnIntent) GetCommit() *StoreCommand {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
+func (x *TxnIntent) GetAfterCommit() []*TxnStep {
+	if x != nil {
+		return x.AfterCommit
+	}
+	return nil
+}
+
+func (x *TxnIntent) GetResults() []*StoreResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *TxnIntent) GetCommitResult() *StoreResult {
+	if x != nil {
+		return x.CommitResult
+	}
+	return nil
+}
+
+func (x *TxnIntent) GetFailedStep() uint32 {
+	if x != nil {
+		return x.FailedStep
+	}
+	return 0
+}
+
+func (x *TxnIntent) GetFailure() *StoreResult {
+	if x != nil {
+		return x.Failure
+	}
+	return nil
+}
+
+func (x *TxnIntent) GetCommitted() bool {
+	if x != nil {
+		return x.Committed
+	}
+	return false
+}
+
+func (x *TxnIntent) GetDecidedNs() int64 {
+	if x != nil {
+		return x.DecidedNs
+	}
+	return 0
+}
+
+// TxnBeginCmd records a new intent in the coordinator's store, taking its
+// entry locks; a repeat with the same txn id answers the existing record
+// (repeated=true). EXISTS / NOT_FOUND / IS_DIR / NOT_DIR when a lock's
+// expectation fails, STALE when another transaction holds the entry.
+type TxnBeginCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Intent        *TxnIntent             `protobuf:"bytes,1,opt,name=intent,proto3" json:"intent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnBeginCmd) Reset() {
+	*x = TxnBeginCmd{}
+	mi := &file_store_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnBeginCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnBeginCmd) ProtoMessage() {}
+
+func (x *TxnBeginCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnBeginCmd.ProtoReflect.Descriptor instead.
+func (*TxnBeginCmd) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *TxnBeginCmd) GetIntent() *TxnIntent {
+	if x != nil {
+		return x.Intent
+	}
+	return nil
+}
+
+// TxnDecideCmd decides a PREPARING transaction: with commit, the intent's
+// commit command is applied (the transaction aborts instead if it fails);
+// otherwise it aborts at failed_step with failure. The entry locks are
+// released. A repeat on a decided transaction answers the record.
+type TxnDecideCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TxnId         []byte                 `protobuf:"bytes,1,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
+	Commit        bool                   `protobuf:"varint,2,opt,name=commit,proto3" json:"commit,omitempty"`
+	Results       []*StoreResult         `protobuf:"bytes,3,rep,name=results,proto3" json:"results,omitempty"`
+	FailedStep    uint32                 `protobuf:"varint,4,opt,name=failed_step,json=failedStep,proto3" json:"failed_step,omitempty"`
+	Failure       *StoreResult           `protobuf:"bytes,5,opt,name=failure,proto3" json:"failure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnDecideCmd) Reset() {
+	*x = TxnDecideCmd{}
+	mi := &file_store_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnDecideCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnDecideCmd) ProtoMessage() {}
+
+func (x *TxnDecideCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnDecideCmd.ProtoReflect.Descriptor instead.
+func (*TxnDecideCmd) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *TxnDecideCmd) GetTxnId() []byte {
+	if x != nil {
+		return x.TxnId
+	}
+	return nil
+}
+
+func (x *TxnDecideCmd) GetCommit() bool {
+	if x != nil {
+		return x.Commit
+	}
+	return false
+}
+
+func (x *TxnDecideCmd) GetResults() []*StoreResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *TxnDecideCmd) GetFailedStep() uint32 {
+	if x != nil {
+		return x.FailedStep
+	}
+	return 0
+}
+
+func (x *TxnDecideCmd) GetFailure() *StoreResult {
+	if x != nil {
+		return x.Failure
+	}
+	return nil
+}
+
+// TxnEndCmd marks a decided transaction DONE (its remaining steps ran), or
+// with purge deletes a DONE record.
+type TxnEndCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TxnId         []byte                 `protobuf:"bytes,1,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
+	Purge         bool                   `protobuf:"varint,2,opt,name=purge,proto3" json:"purge,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnEndCmd) Reset() {
+	*x = TxnEndCmd{}
+	mi := &file_store_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnEndCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnEndCmd) ProtoMessage() {}
+
+func (x *TxnEndCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnEndCmd.ProtoReflect.Descriptor instead.
+func (*TxnEndCmd) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *TxnEndCmd) GetTxnId() []byte {
+	if x != nil {
+		return x.TxnId
+	}
+	return nil
+}
+
+func (x *TxnEndCmd) GetPurge() bool {
+	if x != nil {
+		return x.Purge
+	}
+	return false
+}
+
+// TxnStepCmd applies cmd once per (txn_id, step) and records its result;
+// a repeat answers the recorded result with repeated=true.
+type TxnStepCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TxnId         []byte                 `protobuf:"bytes,1,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
+	Step          uint32                 `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	Cmd           *StoreCommand          `protobuf:"bytes,3,opt,name=cmd,proto3" json:"cmd,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnStepCmd) Reset() {
+	*x = TxnStepCmd{}
+	mi := &file_store_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnStepCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnStepCmd) ProtoMessage() {}
+
+func (x *TxnStepCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnStepCmd.ProtoReflect.Descriptor instead.
+func (*TxnStepCmd) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *TxnStepCmd) GetTxnId() []byte {
+	if x != nil {
+		return x.TxnId
+	}
+	return nil
+}
+
+func (x *TxnStepCmd) GetStep() uint32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *TxnStepCmd) GetCmd() *StoreCommand {
+	if x != nil {
+		return x.Cmd
+	}
+	return nil
+}
+
+// TxnForgetCmd deletes the step results recorded for txn_id.
+type TxnForgetCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TxnId         []byte                 `protobuf:"bytes,1,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnForgetCmd) Reset() {
+	*x = TxnForgetCmd{}
+	mi := &file_store_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnForgetCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnForgetCmd) ProtoMessage() {}
+
+func (x *TxnForgetCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnForgetCmd.ProtoReflect.Descriptor instead.
+func (*TxnForgetCmd) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *TxnForgetCmd) GetTxnId() []byte {
+	if x != nil {
+		return x.TxnId
+	}
+	return nil
+}
+
 var File_store_proto protoreflect.FileDescriptor
 
 const file_store_proto_rawDesc = "" +
@@ -3108,7 +3939,7 @@ const file_store_proto_rawDesc = "" +
 	"\vInodeRecord\x12 \n" +
 	"\x04attr\x18\x01 \x01(\v2\f.dfs.v1.AttrR\x04attr\x12\x16\n" +
 	"\x06sealed\x18\x02 \x01(\bR\x06sealed\x12\x16\n" +
-	"\x06orphan\x18\x03 \x01(\bR\x06orphan\"\x99\t\n" +
+	"\x06orphan\x18\x03 \x01(\bR\x06orphan\"\x9a\v\n" +
 	"\fStoreCommand\x12\x15\n" +
 	"\x06now_ns\x18\x01 \x01(\x03R\x05nowNs\x12;\n" +
 	"\fcreate_entry\x18\n" +
@@ -3136,7 +3967,14 @@ const file_store_proto_rawDesc = "" +
 	"adjustLink\x12A\n" +
 	"\x0eappend_reserve\x18\x1b \x01(\v2\x18.dfs.v1.AppendReserveCmdH\x00R\rappendReserve\x12/\n" +
 	"\bset_lock\x18\x1c \x01(\v2\x12.dfs.v1.SetLockCmdH\x00R\asetLock\x12N\n" +
-	"\x13expire_lock_session\x18\x1d \x01(\v2\x1c.dfs.v1.ExpireLockSessionCmdH\x00R\x11expireLockSessionB\x04\n" +
+	"\x13expire_lock_session\x18\x1d \x01(\v2\x1c.dfs.v1.ExpireLockSessionCmdH\x00R\x11expireLockSession\x122\n" +
+	"\ttxn_begin\x18\x1e \x01(\v2\x13.dfs.v1.TxnBeginCmdH\x00R\btxnBegin\x125\n" +
+	"\n" +
+	"txn_decide\x18\x1f \x01(\v2\x14.dfs.v1.TxnDecideCmdH\x00R\ttxnDecide\x12,\n" +
+	"\atxn_end\x18  \x01(\v2\x11.dfs.v1.TxnEndCmdH\x00R\x06txnEnd\x12/\n" +
+	"\btxn_step\x18! \x01(\v2\x12.dfs.v1.TxnStepCmdH\x00R\atxnStep\x125\n" +
+	"\n" +
+	"txn_forget\x18\" \x01(\v2\x14.dfs.v1.TxnForgetCmdH\x00R\ttxnForgetB\x04\n" +
 	"\x02op\"|\n" +
 	"\x0eCreateEntryCmd\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
@@ -3268,7 +4106,7 @@ const file_store_proto_rawDesc = "" +
 	"\x05nlink\x18\x05 \x01(\rR\x05nlink\x12\x12\n" +
 	"\x04size\x18\x06 \x01(\x04R\x04size\x12\x18\n" +
 	"\achunked\x18\a \x01(\bR\achunked\x12\x16\n" +
-	"\x06orphan\x18\b \x01(\bR\x06orphan\"\xce\x03\n" +
+	"\x06orphan\x18\b \x01(\bR\x06orphan\"\xf3\x03\n" +
 	"\vStoreResult\x12*\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1a\n" +
@@ -3283,7 +4121,62 @@ const file_store_proto_rawDesc = "" +
 	" \x01(\rR\adeleted\x12\x1a\n" +
 	"\brepeated\x18\v \x01(\bR\brepeated\x12\x16\n" +
 	"\x06offset\x18\f \x01(\x04R\x06offset\x12,\n" +
-	"\bconflict\x18\r \x01(\v2\x10.dfs.v1.FileLockR\bconflict*\xb6\x01\n" +
+	"\bconflict\x18\r \x01(\v2\x10.dfs.v1.FileLockR\bconflict\x12#\n" +
+	"\x03txn\x18\x0e \x01(\v2\x11.dfs.v1.TxnIntentR\x03txn\"\xa1\x01\n" +
+	"\fTxnEntryLock\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
+	"\fexpect_child\x18\x03 \x01(\fR\vexpectChild\x12#\n" +
+	"\rexpect_absent\x18\x04 \x01(\bR\fexpectAbsent\x12\x1d\n" +
+	"\n" +
+	"expect_dir\x18\x05 \x01(\bR\texpectDir\"\xb3\x01\n" +
+	"\aTxnStep\x12\x1c\n" +
+	"\tsubvolume\x18\x01 \x01(\rR\tsubvolume\x12\x16\n" +
+	"\x06bricks\x18\x02 \x03(\tR\x06bricks\x12&\n" +
+	"\x03cmd\x18\x03 \x01(\v2\x14.dfs.v1.StoreCommandR\x03cmd\x12(\n" +
+	"\x04undo\x18\x04 \x01(\v2\x14.dfs.v1.StoreCommandR\x04undo\x12 \n" +
+	"\fnot_found_ok\x18\x05 \x01(\bR\n" +
+	"notFoundOk\"\xef\x04\n" +
+	"\tTxnIntent\x12\x15\n" +
+	"\x06txn_id\x18\x01 \x01(\fR\x05txnId\x12\x1d\n" +
+	"\x02op\x18\x02 \x01(\x0e2\r.dfs.v1.TxnOpR\x02op\x12&\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x10.dfs.v1.TxnStateR\x05state\x12\x1d\n" +
+	"\n" +
+	"started_ns\x18\x04 \x01(\x03R\tstartedNs\x12\x18\n" +
+	"\asummary\x18\x05 \x01(\tR\asummary\x12\x1c\n" +
+	"\tsubvolume\x18\x06 \x01(\rR\tsubvolume\x12*\n" +
+	"\x05locks\x18\a \x03(\v2\x14.dfs.v1.TxnEntryLockR\x05locks\x12)\n" +
+	"\aprepare\x18\b \x03(\v2\x0f.dfs.v1.TxnStepR\aprepare\x12,\n" +
+	"\x06commit\x18\t \x01(\v2\x14.dfs.v1.StoreCommandR\x06commit\x122\n" +
+	"\fafter_commit\x18\n" +
+	" \x03(\v2\x0f.dfs.v1.TxnStepR\vafterCommit\x12-\n" +
+	"\aresults\x18\v \x03(\v2\x13.dfs.v1.StoreResultR\aresults\x128\n" +
+	"\rcommit_result\x18\f \x01(\v2\x13.dfs.v1.StoreResultR\fcommitResult\x12\x1f\n" +
+	"\vfailed_step\x18\r \x01(\rR\n" +
+	"failedStep\x12-\n" +
+	"\afailure\x18\x0e \x01(\v2\x13.dfs.v1.StoreResultR\afailure\x12\x1c\n" +
+	"\tcommitted\x18\x0f \x01(\bR\tcommitted\x12\x1d\n" +
+	"\n" +
+	"decided_ns\x18\x10 \x01(\x03R\tdecidedNs\"8\n" +
+	"\vTxnBeginCmd\x12)\n" +
+	"\x06intent\x18\x01 \x01(\v2\x11.dfs.v1.TxnIntentR\x06intent\"\xbc\x01\n" +
+	"\fTxnDecideCmd\x12\x15\n" +
+	"\x06txn_id\x18\x01 \x01(\fR\x05txnId\x12\x16\n" +
+	"\x06commit\x18\x02 \x01(\bR\x06commit\x12-\n" +
+	"\aresults\x18\x03 \x03(\v2\x13.dfs.v1.StoreResultR\aresults\x12\x1f\n" +
+	"\vfailed_step\x18\x04 \x01(\rR\n" +
+	"failedStep\x12-\n" +
+	"\afailure\x18\x05 \x01(\v2\x13.dfs.v1.StoreResultR\afailure\"8\n" +
+	"\tTxnEndCmd\x12\x15\n" +
+	"\x06txn_id\x18\x01 \x01(\fR\x05txnId\x12\x14\n" +
+	"\x05purge\x18\x02 \x01(\bR\x05purge\"_\n" +
+	"\n" +
+	"TxnStepCmd\x12\x15\n" +
+	"\x06txn_id\x18\x01 \x01(\fR\x05txnId\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\rR\x04step\x12&\n" +
+	"\x03cmd\x18\x03 \x01(\v2\x14.dfs.v1.StoreCommandR\x03cmd\"%\n" +
+	"\fTxnForgetCmd\x12\x15\n" +
+	"\x06txn_id\x18\x01 \x01(\fR\x05txnId*\xb6\x01\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eFILE_TYPE_FILE\x10\x01\x12\x11\n" +
@@ -3333,7 +4226,18 @@ const file_store_proto_rawDesc = "" +
 	"\x15LOCK_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eLOCK_TYPE_READ\x10\x01\x12\x13\n" +
 	"\x0fLOCK_TYPE_WRITE\x10\x02\x12\x14\n" +
-	"\x10LOCK_TYPE_UNLOCK\x10\x03B'Z%github.com/dfsproject/dfs/proto/dfspbb\x06proto3"
+	"\x10LOCK_TYPE_UNLOCK\x10\x03*j\n" +
+	"\x05TxnOp\x12\x16\n" +
+	"\x12TXN_OP_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rTXN_OP_RENAME\x10\x01\x12\x0f\n" +
+	"\vTXN_OP_LINK\x10\x02\x12\x10\n" +
+	"\fTXN_OP_RMDIR\x10\x03\x12\x13\n" +
+	"\x0fTXN_OP_EXCHANGE\x10\x04*g\n" +
+	"\bTxnState\x12\x17\n" +
+	"\x13TXN_STATE_PREPARING\x10\x00\x12\x17\n" +
+	"\x13TXN_STATE_COMMITTED\x10\x01\x12\x15\n" +
+	"\x11TXN_STATE_ABORTED\x10\x02\x12\x12\n" +
+	"\x0eTXN_STATE_DONE\x10\x03B'Z%github.com/dfsproject/dfs/proto/dfspbb\x06proto3"
 
 var (
 	file_store_proto_rawDescOnce sync.Once
@@ -3347,8 +4251,8 @@ func file_store_proto_rawDescGZIP() []byte {
 	return file_store_proto_rawDescData
 }
 
-var file_store_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_store_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_store_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_store_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_store_proto_goTypes = []any{
 	(FileType)(0),                // 0: dfs.v1.FileType
 	(StoreErrorCode)(0),          // 1: dfs.v1.StoreErrorCode
@@ -3356,82 +4260,113 @@ var file_store_proto_goTypes = []any{
 	(SetAttrMask)(0),             // 3: dfs.v1.SetAttrMask
 	(XattrFlag)(0),               // 4: dfs.v1.XattrFlag
 	(LockType)(0),                // 5: dfs.v1.LockType
-	(*Attr)(nil),                 // 6: dfs.v1.Attr
-	(*Dirent)(nil),               // 7: dfs.v1.Dirent
-	(*ChunkInfo)(nil),            // 8: dfs.v1.ChunkInfo
-	(*InodeRecord)(nil),          // 9: dfs.v1.InodeRecord
-	(*StoreCommand)(nil),         // 10: dfs.v1.StoreCommand
-	(*CreateEntryCmd)(nil),       // 11: dfs.v1.CreateEntryCmd
-	(*CreateInodeCmd)(nil),       // 12: dfs.v1.CreateInodeCmd
-	(*LinkCmd)(nil),              // 13: dfs.v1.LinkCmd
-	(*UnlinkCmd)(nil),            // 14: dfs.v1.UnlinkCmd
-	(*SealDirCmd)(nil),           // 15: dfs.v1.SealDirCmd
-	(*UnsealDirCmd)(nil),         // 16: dfs.v1.UnsealDirCmd
-	(*DropInodeCmd)(nil),         // 17: dfs.v1.DropInodeCmd
-	(*AdjustLinkCmd)(nil),        // 18: dfs.v1.AdjustLinkCmd
-	(*RenameCmd)(nil),            // 19: dfs.v1.RenameCmd
-	(*SetAttrCmd)(nil),           // 20: dfs.v1.SetAttrCmd
-	(*WriteInlineCmd)(nil),       // 21: dfs.v1.WriteInlineCmd
-	(*AppendReserveCmd)(nil),     // 22: dfs.v1.AppendReserveCmd
-	(*CommitSizeCmd)(nil),        // 23: dfs.v1.CommitSizeCmd
-	(*WriteChunkCmd)(nil),        // 24: dfs.v1.WriteChunkCmd
-	(*TruncateChunkCmd)(nil),     // 25: dfs.v1.TruncateChunkCmd
-	(*DeleteChunksCmd)(nil),      // 26: dfs.v1.DeleteChunksCmd
-	(*SetXattrCmd)(nil),          // 27: dfs.v1.SetXattrCmd
-	(*RemoveXattrCmd)(nil),       // 28: dfs.v1.RemoveXattrCmd
-	(*FileLock)(nil),             // 29: dfs.v1.FileLock
-	(*LockTable)(nil),            // 30: dfs.v1.LockTable
-	(*SetLockCmd)(nil),           // 31: dfs.v1.SetLockCmd
-	(*ExpireLockSessionCmd)(nil), // 32: dfs.v1.ExpireLockSessionCmd
-	(*RemovedInode)(nil),         // 33: dfs.v1.RemovedInode
-	(*StoreResult)(nil),          // 34: dfs.v1.StoreResult
+	(TxnOp)(0),                   // 6: dfs.v1.TxnOp
+	(TxnState)(0),                // 7: dfs.v1.TxnState
+	(*Attr)(nil),                 // 8: dfs.v1.Attr
+	(*Dirent)(nil),               // 9: dfs.v1.Dirent
+	(*ChunkInfo)(nil),            // 10: dfs.v1.ChunkInfo
+	(*InodeRecord)(nil),          // 11: dfs.v1.InodeRecord
+	(*StoreCommand)(nil),         // 12: dfs.v1.StoreCommand
+	(*CreateEntryCmd)(nil),       // 13: dfs.v1.CreateEntryCmd
+	(*CreateInodeCmd)(nil),       // 14: dfs.v1.CreateInodeCmd
+	(*LinkCmd)(nil),              // 15: dfs.v1.LinkCmd
+	(*UnlinkCmd)(nil),            // 16: dfs.v1.UnlinkCmd
+	(*SealDirCmd)(nil),           // 17: dfs.v1.SealDirCmd
+	(*UnsealDirCmd)(nil),         // 18: dfs.v1.UnsealDirCmd
+	(*DropInodeCmd)(nil),         // 19: dfs.v1.DropInodeCmd
+	(*AdjustLinkCmd)(nil),        // 20: dfs.v1.AdjustLinkCmd
+	(*RenameCmd)(nil),            // 21: dfs.v1.RenameCmd
+	(*SetAttrCmd)(nil),           // 22: dfs.v1.SetAttrCmd
+	(*WriteInlineCmd)(nil),       // 23: dfs.v1.WriteInlineCmd
+	(*AppendReserveCmd)(nil),     // 24: dfs.v1.AppendReserveCmd
+	(*CommitSizeCmd)(nil),        // 25: dfs.v1.CommitSizeCmd
+	(*WriteChunkCmd)(nil),        // 26: dfs.v1.WriteChunkCmd
+	(*TruncateChunkCmd)(nil),     // 27: dfs.v1.TruncateChunkCmd
+	(*DeleteChunksCmd)(nil),      // 28: dfs.v1.DeleteChunksCmd
+	(*SetXattrCmd)(nil),          // 29: dfs.v1.SetXattrCmd
+	(*RemoveXattrCmd)(nil),       // 30: dfs.v1.RemoveXattrCmd
+	(*FileLock)(nil),             // 31: dfs.v1.FileLock
+	(*LockTable)(nil),            // 32: dfs.v1.LockTable
+	(*SetLockCmd)(nil),           // 33: dfs.v1.SetLockCmd
+	(*ExpireLockSessionCmd)(nil), // 34: dfs.v1.ExpireLockSessionCmd
+	(*RemovedInode)(nil),         // 35: dfs.v1.RemovedInode
+	(*StoreResult)(nil),          // 36: dfs.v1.StoreResult
+	(*TxnEntryLock)(nil),         // 37: dfs.v1.TxnEntryLock
+	(*TxnStep)(nil),              // 38: dfs.v1.TxnStep
+	(*TxnIntent)(nil),            // 39: dfs.v1.TxnIntent
+	(*TxnBeginCmd)(nil),          // 40: dfs.v1.TxnBeginCmd
+	(*TxnDecideCmd)(nil),         // 41: dfs.v1.TxnDecideCmd
+	(*TxnEndCmd)(nil),            // 42: dfs.v1.TxnEndCmd
+	(*TxnStepCmd)(nil),           // 43: dfs.v1.TxnStepCmd
+	(*TxnForgetCmd)(nil),         // 44: dfs.v1.TxnForgetCmd
 }
 var file_store_proto_depIdxs = []int32{
 	0,  // 0: dfs.v1.Attr.type:type_name -> dfs.v1.FileType
 	0,  // 1: dfs.v1.Dirent.type:type_name -> dfs.v1.FileType
-	6,  // 2: dfs.v1.Dirent.attr:type_name -> dfs.v1.Attr
-	6,  // 3: dfs.v1.InodeRecord.attr:type_name -> dfs.v1.Attr
-	11, // 4: dfs.v1.StoreCommand.create_entry:type_name -> dfs.v1.CreateEntryCmd
-	12, // 5: dfs.v1.StoreCommand.create_inode:type_name -> dfs.v1.CreateInodeCmd
-	13, // 6: dfs.v1.StoreCommand.link:type_name -> dfs.v1.LinkCmd
-	14, // 7: dfs.v1.StoreCommand.unlink:type_name -> dfs.v1.UnlinkCmd
-	15, // 8: dfs.v1.StoreCommand.seal_dir:type_name -> dfs.v1.SealDirCmd
-	16, // 9: dfs.v1.StoreCommand.unseal_dir:type_name -> dfs.v1.UnsealDirCmd
-	17, // 10: dfs.v1.StoreCommand.drop_inode:type_name -> dfs.v1.DropInodeCmd
-	19, // 11: dfs.v1.StoreCommand.rename:type_name -> dfs.v1.RenameCmd
-	20, // 12: dfs.v1.StoreCommand.set_attr:type_name -> dfs.v1.SetAttrCmd
-	21, // 13: dfs.v1.StoreCommand.write_inline:type_name -> dfs.v1.WriteInlineCmd
-	23, // 14: dfs.v1.StoreCommand.commit_size:type_name -> dfs.v1.CommitSizeCmd
-	24, // 15: dfs.v1.StoreCommand.write_chunk:type_name -> dfs.v1.WriteChunkCmd
-	25, // 16: dfs.v1.StoreCommand.truncate_chunk:type_name -> dfs.v1.TruncateChunkCmd
-	26, // 17: dfs.v1.StoreCommand.delete_chunks:type_name -> dfs.v1.DeleteChunksCmd
-	27, // 18: dfs.v1.StoreCommand.set_xattr:type_name -> dfs.v1.SetXattrCmd
-	28, // 19: dfs.v1.StoreCommand.remove_xattr:type_name -> dfs.v1.RemoveXattrCmd
-	18, // 20: dfs.v1.StoreCommand.adjust_link:type_name -> dfs.v1.AdjustLinkCmd
-	22, // 21: dfs.v1.StoreCommand.append_reserve:type_name -> dfs.v1.AppendReserveCmd
-	31, // 22: dfs.v1.StoreCommand.set_lock:type_name -> dfs.v1.SetLockCmd
-	32, // 23: dfs.v1.StoreCommand.expire_lock_session:type_name -> dfs.v1.ExpireLockSessionCmd
-	6,  // 24: dfs.v1.CreateEntryCmd.attr:type_name -> dfs.v1.Attr
-	6,  // 25: dfs.v1.CreateInodeCmd.attr:type_name -> dfs.v1.Attr
-	0,  // 26: dfs.v1.LinkCmd.child_type:type_name -> dfs.v1.FileType
-	20, // 27: dfs.v1.WriteInlineCmd.then:type_name -> dfs.v1.SetAttrCmd
-	20, // 28: dfs.v1.CommitSizeCmd.then:type_name -> dfs.v1.SetAttrCmd
-	5,  // 29: dfs.v1.FileLock.type:type_name -> dfs.v1.LockType
-	29, // 30: dfs.v1.LockTable.locks:type_name -> dfs.v1.FileLock
-	29, // 31: dfs.v1.SetLockCmd.lock:type_name -> dfs.v1.FileLock
-	0,  // 32: dfs.v1.RemovedInode.type:type_name -> dfs.v1.FileType
-	1,  // 33: dfs.v1.StoreResult.code:type_name -> dfs.v1.StoreErrorCode
-	6,  // 34: dfs.v1.StoreResult.attr:type_name -> dfs.v1.Attr
-	7,  // 35: dfs.v1.StoreResult.dirent:type_name -> dfs.v1.Dirent
-	6,  // 36: dfs.v1.StoreResult.parent:type_name -> dfs.v1.Attr
-	33, // 37: dfs.v1.StoreResult.removed:type_name -> dfs.v1.RemovedInode
-	8,  // 38: dfs.v1.StoreResult.chunk:type_name -> dfs.v1.ChunkInfo
-	29, // 39: dfs.v1.StoreResult.conflict:type_name -> dfs.v1.FileLock
-	40, // [40:40] is the sub-list for method output_type
-	40, // [40:40] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	8,  // 2: dfs.v1.Dirent.attr:type_name -> dfs.v1.Attr
+	8,  // 3: dfs.v1.InodeRecord.attr:type_name -> dfs.v1.Attr
+	13, // 4: dfs.v1.StoreCommand.create_entry:type_name -> dfs.v1.CreateEntryCmd
+	14, // 5: dfs.v1.StoreCommand.create_inode:type_name -> dfs.v1.CreateInodeCmd
+	15, // 6: dfs.v1.StoreCommand.link:type_name -> dfs.v1.LinkCmd
+	16, // 7: dfs.v1.StoreCommand.unlink:type_name -> dfs.v1.UnlinkCmd
+	17, // 8: dfs.v1.StoreCommand.seal_dir:type_name -> dfs.v1.SealDirCmd
+	18, // 9: dfs.v1.StoreCommand.unseal_dir:type_name -> dfs.v1.UnsealDirCmd
+	19, // 10: dfs.v1.StoreCommand.drop_inode:type_name -> dfs.v1.DropInodeCmd
+	21, // 11: dfs.v1.StoreCommand.rename:type_name -> dfs.v1.RenameCmd
+	22, // 12: dfs.v1.StoreCommand.set_attr:type_name -> dfs.v1.SetAttrCmd
+	23, // 13: dfs.v1.StoreCommand.write_inline:type_name -> dfs.v1.WriteInlineCmd
+	25, // 14: dfs.v1.StoreCommand.commit_size:type_name -> dfs.v1.CommitSizeCmd
+	26, // 15: dfs.v1.StoreCommand.write_chunk:type_name -> dfs.v1.WriteChunkCmd
+	27, // 16: dfs.v1.StoreCommand.truncate_chunk:type_name -> dfs.v1.TruncateChunkCmd
+	28, // 17: dfs.v1.StoreCommand.delete_chunks:type_name -> dfs.v1.DeleteChunksCmd
+	29, // 18: dfs.v1.StoreCommand.set_xattr:type_name -> dfs.v1.SetXattrCmd
+	30, // 19: dfs.v1.StoreCommand.remove_xattr:type_name -> dfs.v1.RemoveXattrCmd
+	20, // 20: dfs.v1.StoreCommand.adjust_link:type_name -> dfs.v1.AdjustLinkCmd
+	24, // 21: dfs.v1.StoreCommand.append_reserve:type_name -> dfs.v1.AppendReserveCmd
+	33, // 22: dfs.v1.StoreCommand.set_lock:type_name -> dfs.v1.SetLockCmd
+	34, // 23: dfs.v1.StoreCommand.expire_lock_session:type_name -> dfs.v1.ExpireLockSessionCmd
+	40, // 24: dfs.v1.StoreCommand.txn_begin:type_name -> dfs.v1.TxnBeginCmd
+	41, // 25: dfs.v1.StoreCommand.txn_decide:type_name -> dfs.v1.TxnDecideCmd
+	42, // 26: dfs.v1.StoreCommand.txn_end:type_name -> dfs.v1.TxnEndCmd
+	43, // 27: dfs.v1.StoreCommand.txn_step:type_name -> dfs.v1.TxnStepCmd
+	44, // 28: dfs.v1.StoreCommand.txn_forget:type_name -> dfs.v1.TxnForgetCmd
+	8,  // 29: dfs.v1.CreateEntryCmd.attr:type_name -> dfs.v1.Attr
+	8,  // 30: dfs.v1.CreateInodeCmd.attr:type_name -> dfs.v1.Attr
+	0,  // 31: dfs.v1.LinkCmd.child_type:type_name -> dfs.v1.FileType
+	22, // 32: dfs.v1.WriteInlineCmd.then:type_name -> dfs.v1.SetAttrCmd
+	22, // 33: dfs.v1.CommitSizeCmd.then:type_name -> dfs.v1.SetAttrCmd
+	5,  // 34: dfs.v1.FileLock.type:type_name -> dfs.v1.LockType
+	31, // 35: dfs.v1.LockTable.locks:type_name -> dfs.v1.FileLock
+	31, // 36: dfs.v1.SetLockCmd.lock:type_name -> dfs.v1.FileLock
+	0,  // 37: dfs.v1.RemovedInode.type:type_name -> dfs.v1.FileType
+	1,  // 38: dfs.v1.StoreResult.code:type_name -> dfs.v1.StoreErrorCode
+	8,  // 39: dfs.v1.StoreResult.attr:type_name -> dfs.v1.Attr
+	9,  // 40: dfs.v1.StoreResult.dirent:type_name -> dfs.v1.Dirent
+	8,  // 41: dfs.v1.StoreResult.parent:type_name -> dfs.v1.Attr
+	35, // 42: dfs.v1.StoreResult.removed:type_name -> dfs.v1.RemovedInode
+	10, // 43: dfs.v1.StoreResult.chunk:type_name -> dfs.v1.ChunkInfo
+	31, // 44: dfs.v1.StoreResult.conflict:type_name -> dfs.v1.FileLock
+	39, // 45: dfs.v1.StoreResult.txn:type_name -> dfs.v1.TxnIntent
+	12, // 46: dfs.v1.TxnStep.cmd:type_name -> dfs.v1.StoreCommand
+	12, // 47: dfs.v1.TxnStep.undo:type_name -> dfs.v1.StoreCommand
+	6,  // 48: dfs.v1.TxnIntent.op:type_name -> dfs.v1.TxnOp
+	7,  // 49: dfs.v1.TxnIntent.state:type_name -> dfs.v1.TxnState
+	37, // 50: dfs.v1.TxnIntent.locks:type_name -> dfs.v1.TxnEntryLock
+	38, // 51: dfs.v1.TxnIntent.prepare:type_name -> dfs.v1.TxnStep
+	12, // 52: dfs.v1.TxnIntent.commit:type_name -> dfs.v1.StoreCommand
+	38, // 53: dfs.v1.TxnIntent.after_commit:type_name -> dfs.v1.TxnStep
+	36, // 54: dfs.v1.TxnIntent.results:type_name -> dfs.v1.StoreResult
+	36, // 55: dfs.v1.TxnIntent.commit_result:type_name -> dfs.v1.StoreResult
+	36, // 56: dfs.v1.TxnIntent.failure:type_name -> dfs.v1.StoreResult
+	39, // 57: dfs.v1.TxnBeginCmd.intent:type_name -> dfs.v1.TxnIntent
+	36, // 58: dfs.v1.TxnDecideCmd.results:type_name -> dfs.v1.StoreResult
+	36, // 59: dfs.v1.TxnDecideCmd.failure:type_name -> dfs.v1.StoreResult
+	12, // 60: dfs.v1.TxnStepCmd.cmd:type_name -> dfs.v1.StoreCommand
+	61, // [61:61] is the sub-list for method output_type
+	61, // [61:61] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_init() }
@@ -3460,14 +4395,19 @@ func file_store_proto_init() {
 		(*StoreCommand_AppendReserve)(nil),
 		(*StoreCommand_SetLock)(nil),
 		(*StoreCommand_ExpireLockSession)(nil),
+		(*StoreCommand_TxnBegin)(nil),
+		(*StoreCommand_TxnDecide)(nil),
+		(*StoreCommand_TxnEnd)(nil),
+		(*StoreCommand_TxnStep)(nil),
+		(*StoreCommand_TxnForget)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_rawDesc), len(file_store_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   29,
+			NumEnums:      8,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

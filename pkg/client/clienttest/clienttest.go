@@ -27,10 +27,12 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/dfsproject/dfs/brick"
 	"github.com/dfsproject/dfs/brick/store"
 	"github.com/dfsproject/dfs/pkg/layout"
 	"github.com/dfsproject/dfs/proto/dfspb"
@@ -107,8 +109,10 @@ func Start(t testing.TB, opts Options) *Cluster {
 		if err != nil {
 			t.Fatalf("clienttest: open store: %v", err)
 		}
-		sv := &Subvolume{Index: i, store: st}
+		sv := &Subvolume{Index: i, store: st, conns: map[string]*grpc.ClientConn{}}
+		sv.coord = brick.NewCoordinator(txnHost{sv}, cfg.Logger)
 		t.Cleanup(func() { _ = st.Close() })
+		t.Cleanup(sv.closeConns)
 		pb := &dfspb.Subvolume{Index: uint32(i)}
 		for r := range opts.Replicas {
 			b := &Brick{sub: sv, pos: r}
@@ -148,6 +152,69 @@ type Subvolume struct {
 	leader atomic.Int32 // position of the leading brick; -1 for none
 
 	renewals atomic.Int64
+
+	coord   *brick.Coordinator // transactions across subvolumes (RunTxn)
+	connsMu sync.Mutex
+	conns   map[string]*grpc.ClientConn // to other subvolumes' bricks
+}
+
+// Txns returns the subvolume's transaction coordinator, the real one of
+// package brick running against the fake (tests install hooks on it, and
+// call Recover as a new leader would).
+func (s *Subvolume) Txns() *brick.Coordinator { return s.coord }
+
+// txnHost is a fake subvolume as the TxnHost of its coordinator.
+type txnHost struct{ s *Subvolume }
+
+func (h txnHost) Propose(_ context.Context, cmd *dfspb.StoreCommand) (*dfspb.StoreResult, error) {
+	return h.s.apply(cmd)
+}
+
+func (h txnHost) Store() *store.Store { return h.s.store }
+
+func (h txnHost) Peer(addr string) (dfspb.BrickServiceClient, error) {
+	h.s.connsMu.Lock()
+	defer h.s.connsMu.Unlock()
+	c, ok := h.s.conns[addr]
+	if !ok {
+		var err error
+		if c, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+			return nil, err
+		}
+		h.s.conns[addr] = c
+	}
+	return dfspb.NewBrickServiceClient(c), nil
+}
+
+func (s *Subvolume) closeConns() {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	for _, c := range s.conns {
+		_ = c.Close()
+	}
+}
+
+// RunTxn runs a transaction with this subvolume as coordinator, with the
+// coordinator of package brick.
+func (b *Brick) RunTxn(ctx context.Context, req *dfspb.RunTxnRequest) (*dfspb.RunTxnResponse, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	in := req.GetIntent()
+	if in == nil || len(in.TxnId) != 16 {
+		return nil, status.Error(codes.InvalidArgument, "RunTxn needs an intent with a 16-byte transaction id")
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), brick.TxnRunTimeout)
+	defer cancel()
+	resp, err := brick.TxnResponse(b.sub.coord.Run(dctx, in))
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "clienttest: transaction: %v", err)
+	}
+	b.mutations.Add(1)
+	if take(&b.loseAnswers) {
+		return nil, status.Error(codes.Unavailable, "clienttest: answer lost")
+	}
+	return resp, nil
 }
 
 // Store returns the subvolume's store, for inspection.
@@ -241,9 +308,9 @@ func (b *Brick) Restart() error {
 // before doing anything.
 func (b *Brick) FailNext(n int) { b.failNext.Store(int32(n)) }
 
-// LoseNextAnswers makes the next n Mutate calls apply their command and
-// then fail with UNAVAILABLE, as when the answer of a committed command is
-// lost (an ambiguous failure).
+// LoseNextAnswers makes the next n Mutate (or RunTxn) calls apply their
+// command (run their transaction) and then fail with UNAVAILABLE, as when
+// the answer of a committed command is lost (an ambiguous failure).
 func (b *Brick) LoseNextAnswers(n int) { b.loseAnswers.Store(int32(n)) }
 
 // Calls returns how many RPCs the brick received.
