@@ -29,13 +29,13 @@ import (
 // failure prints the seed,
 // the command that replays it and the last operations.
 //
-// make test runs a bounded run (1,500 operations or 20 s); make fsx a long
+// make test runs a bounded run (1,500 operations or 15 s); make fsx a long
 // one (-fsx.long: 50,000 operations, files up to 9 MiB).
 var (
 	fsxSeed = flag.Uint64("fsx.seed", 0, "fsx: seed of the random operations (0: a random one, printed)")
 	fsxOps  = flag.Int("fsx.ops", 0, "fsx: number of operations (default 1500, or 50000 with -fsx.long)")
 	fsxLong = flag.Bool("fsx.long", false, "fsx: a long run (more operations, larger files, no time limit)")
-	fsxTime = flag.Duration("fsx.time", 20*time.Second, "fsx: stop after this long, even before -fsx.ops operations (0: no limit)")
+	fsxTime = flag.Duration("fsx.time", 15*time.Second, "fsx: stop after this long, even before -fsx.ops operations (0: no limit)")
 )
 
 // Boundaries the offsets cluster around: the inline limit of the brick

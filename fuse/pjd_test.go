@@ -327,13 +327,16 @@ func TestPJD(t *testing.T) {
 					t.Fatalf("snapshot of the reference: %v", err)
 				}
 				diffs = append(diffs, compareSnapshot(jc.Dirs[0], want)...)
-				// What another client sees, through its own mount.
-				rel, err := filepath.Rel(e.mnt, jc.Dirs[0])
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, d := range compareSnapshot(filepath.Join(mnt2, rel), want) {
-					diffs = append(diffs, "second mount: "+d)
+				// What another client sees, through its own mount (in one
+				// of the runs: it costs).
+				if u.uid != 0 {
+					rel, err := filepath.Rel(e.mnt, jc.Dirs[0])
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, d := range compareSnapshot(filepath.Join(mnt2, rel), want) {
+						diffs = append(diffs, "second mount: "+d)
+					}
 				}
 				if *pjdDump {
 					t.Logf("%s: %s", c.name, stepList(c.steps, loc))
