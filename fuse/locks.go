@@ -21,16 +21,15 @@ import (
 // released:
 //   - POSIX locks at every close(2) of the file by the holder: FLUSH
 //     carries the closing process's lock owner;
-//   - flock at the last close of the open file description: RELEASE
-//     carries FUSE_RELEASE_FLOCK_UNLOCK and the owner;
+//   - flock at the last close of the open file description: RELEASE of
+//     the handle (flocks are held by the handle, see lockOwners);
 //   - everything the mount holds when it ends (Volume.Close), or when its
 //     lock session's lease runs out because the client died.
 //
-// go-fuse's fs API drops the lock owner of FLUSH and RELEASE, so the mount
-// puts lockOwners between the kernel and go-fuse's bridge: it notes the
-// owner of each FLUSH and RELEASE under the request's cancel channel,
-// which the bridge hands on as the context's Done channel, for the
-// handle's Flush and Release to find.
+// go-fuse's fs API drops the lock owner of FLUSH, so the mount puts
+// lockOwners between the kernel and go-fuse's bridge: it notes the owner
+// of each FLUSH under the request's cancel channel, which the bridge
+// hands on as the context's Done channel, for the handle's Flush to find.
 //
 // A SETLKW that waits (polling the subvolume with backoff) ends with EINTR
 // when a signal interrupts it.
@@ -42,30 +41,56 @@ var (
 )
 
 // lockOwners wraps go-fuse's raw bridge to keep the lock owner of FLUSH
-// and RELEASE requests.
+// and RELEASE requests, and names the holders of flocks.
 type lockOwners struct {
 	gofuse.RawFileSystem
 	owners sync.Map // request cancel channel -> ownerNote
+
+	// A flock belongs to an open file description, which the kernel
+	// names by its struct file's address. The kernel sends RELEASE after
+	// the struct file is freed, so a new open can get the same address
+	// (and owner) while the old RELEASE is still on its way, and would
+	// then convert, and lose to that RELEASE, the old lock. So flocks are
+	// held by the handle instead: an id per open, forgotten at Release.
+	mu     sync.Mutex
+	nextID uint64
+	flocks map[*handle]uint64
 }
 
-// ownerNote is the lock owner of one FLUSH or RELEASE request.
+// flockOwner returns the flock owner id of h.
+func (w *lockOwners) flockOwner(h *handle) uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	id, ok := w.flocks[h]
+	if !ok {
+		if w.flocks == nil {
+			w.flocks = make(map[*handle]uint64)
+		}
+		w.nextID++
+		id = w.nextID
+		w.flocks[h] = id
+	}
+	return id
+}
+
+// forgetFlock drops h's flock owner id (h is released), reporting it.
+func (w *lockOwners) forgetFlock(h *handle) (uint64, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	id, ok := w.flocks[h]
+	delete(w.flocks, h)
+	return id, ok
+}
+
+// ownerNote is the lock owner of one FLUSH request.
 type ownerNote struct {
 	owner uint64
-	flock bool // RELEASE: the file description holds a flock to release
 }
 
 func (w *lockOwners) Flush(cancel <-chan struct{}, in *gofuse.FlushIn) gofuse.Status {
 	w.owners.Store(cancel, ownerNote{owner: in.LockOwner})
 	defer w.owners.Delete(cancel)
 	return w.RawFileSystem.Flush(cancel, in)
-}
-
-func (w *lockOwners) Release(cancel <-chan struct{}, in *gofuse.ReleaseIn) {
-	if in.ReleaseFlags&gofuse.FUSE_RELEASE_FLOCK_UNLOCK != 0 {
-		w.owners.Store(cancel, ownerNote{owner: in.LockOwner, flock: true})
-		defer w.owners.Delete(cancel)
-	}
-	w.RawFileSystem.Release(cancel, in)
 }
 
 // note returns the owner noted for the request of ctx.
@@ -97,17 +122,25 @@ func mountWithLocks(dir string, root fs.InodeEmbedder, opts *fs.Options, f *fsys
 	return server, nil
 }
 
-// releaseLocks drops the locks that the FLUSH (POSIX) or RELEASE (flock)
-// request of ctx releases, after the handle's data is committed. The
-// kernel ignores failures here; they are logged, and the locks go with the
-// session at worst.
+// releaseLocks drops the locks that the request of ctx releases, after
+// the handle's data is committed: at FLUSH (every close) the closing
+// process's POSIX locks on the file, at RELEASE (the last close of the
+// open file description) the handle's flock. The kernel ignores failures
+// here; they are logged, and the locks go with the session at worst.
 func (h *handle) releaseLocks(ctx, mctx context.Context) {
-	note, ok := h.fsys.owners.note(ctx)
-	if !ok {
+	if h.fsys.owners == nil {
 		return
 	}
-	if err := h.fsys.vol.ReleaseLocks(mctx, h.f.Node(), note.owner, note.flock); err != nil {
-		h.fsys.logger.Warn("release locks on close", "id", h.f.Node().ID, "flock", note.flock, "err", err)
+	owner, flock := uint64(0), false
+	if note, ok := h.fsys.owners.note(ctx); ok {
+		owner = note.owner
+	} else if id, ok := h.fsys.owners.forgetFlock(h); ok {
+		owner, flock = id, true
+	} else {
+		return
+	}
+	if err := h.fsys.vol.ReleaseLocks(mctx, h.f.Node(), owner, flock); err != nil {
+		h.fsys.logger.Warn("release locks on close", "id", h.f.Node().ID, "flock", flock, "err", err)
 	}
 }
 
@@ -161,32 +194,37 @@ func (n *node) Getlk(ctx context.Context, _ fs.FileHandle, owner uint64, lk *gof
 
 // Setlk sets or clears a lock without waiting (F_SETLK, flock with
 // LOCK_NB or LOCK_UN): EAGAIN if another holder's lock conflicts.
-func (n *node) Setlk(ctx context.Context, _ fs.FileHandle, owner uint64, lk *gofuse.FileLock, flags uint32) syscall.Errno {
-	return n.setLock(ctx, owner, lk, flags, false)
+func (n *node) Setlk(ctx context.Context, f fs.FileHandle, owner uint64, lk *gofuse.FileLock, flags uint32) syscall.Errno {
+	return n.setLock(ctx, f, owner, lk, flags, false)
 }
 
 // Setlkw sets a lock, waiting for conflicting ones to go (F_SETLKW,
 // flock without LOCK_NB). A signal ends the wait with EINTR.
-func (n *node) Setlkw(ctx context.Context, _ fs.FileHandle, owner uint64, lk *gofuse.FileLock, flags uint32) syscall.Errno {
-	return n.setLock(ctx, owner, lk, flags, true)
+func (n *node) Setlkw(ctx context.Context, f fs.FileHandle, owner uint64, lk *gofuse.FileLock, flags uint32) syscall.Errno {
+	return n.setLock(ctx, f, owner, lk, flags, true)
 }
 
-func (n *node) setLock(ctx context.Context, owner uint64, lk *gofuse.FileLock, flags uint32, wait bool) syscall.Errno {
+func (n *node) setLock(ctx context.Context, f fs.FileHandle, owner uint64, lk *gofuse.FileLock, flags uint32, wait bool) syscall.Errno {
 	l, errno := clientLock(lk)
 	if errno != 0 {
 		return errno
 	}
+	flock := flags&gofuse.FUSE_LK_FLOCK != 0
+	if flock {
+		h, ok := f.(*handle)
+		if !ok {
+			return syscall.EBADF
+		}
+		owner = n.fsys.owners.flockOwner(h)
+	}
 	// ctx (the FUSE interrupt) ends only the wait; every commit runs to
 	// its end (pkg/client detaches it).
-	if err := n.fsys.vol.SetLock(ctx, n.cn, owner, flags&gofuse.FUSE_LK_FLOCK != 0, l, wait); err != nil {
+	if err := n.fsys.vol.SetLock(ctx, n.cn, owner, flock, l, wait); err != nil {
 		return lockErrno(err)
 	}
 	if l.Type != client.Unlock && n.cn.Type == dfspb.FileType_FILE_TYPE_FILE {
 		// The new holder must not read pages or a size that the kernel
-		// cached before the last holder wrote. (Directory entries stay
-		// cached for the entry timeout: invalidating the lock file's
-		// siblings from here deadlocked the kernel in tests; SQLite's
-		// journal needs entry-timeout=0, see docs/decisions/0008.)
+		// cached before the last holder wrote.
 		_ = n.NotifyContent(0, 0)
 	}
 	return 0
