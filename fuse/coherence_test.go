@@ -2,10 +2,14 @@ package fuse_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestCloseToOpen: what another client wrote and closed, the mount reads
@@ -48,5 +52,22 @@ func TestCloseToOpen(t *testing.T) {
 		if err != nil || st.Size() != int64(size) {
 			t.Fatalf("round %d: stat after open says size %d (%v), want %d", round, st.Size(), err, size)
 		}
+	}
+}
+
+// TestReadAheadWindow: the mount's read-ahead window is Options'
+// ReadAheadKB (1 MiB by default), not the kernel's 128 KiB.
+func TestReadAheadWindow(t *testing.T) {
+	e := mountEnv(t)
+	var st unix.Stat_t
+	if err := unix.Stat(e.mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != "1024" {
+		t.Fatalf("read_ahead_kb of the mount = %s, want 1024", got)
 	}
 }

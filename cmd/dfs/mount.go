@@ -48,6 +48,8 @@ the same command through /sbin/mount.dfs (installed by make install):
   -o log-level=LEVEL       DEBUG, INFO, WARNING or ERROR (default INFO)
   -o attribute-timeout=S   seconds the kernel caches attributes (default 1)
   -o entry-timeout=S       seconds the kernel caches names (default 1)
+  -o read-ahead-kb=N       the kernel's read-ahead window in KiB (default
+                           1024; 0 leaves the kernel's 128)
   -o debug-addr=HOST:PORT  serve /metrics (Prometheus) and /debug/pprof/
                            (Go profiles) there, e.g. 127.0.0.1:6060`
 
@@ -185,6 +187,9 @@ func serveMount(ctx context.Context, c *cli, a mountArgs) (err error) {
 	opts.FsName = a.source()
 	opts.ReadOnly = a.readOnly
 	opts.AttrTimeout, opts.EntryTimeout = a.attrTimeout, a.entryTimeout
+	if a.readAheadKB != 0 {
+		opts.ReadAheadKB = a.readAheadKB
+	}
 	opts.Logger = logger
 	m, err := fuse.Mount(a.dir, vol, opts)
 	if err != nil {

@@ -22,6 +22,7 @@ type mountArgs struct {
 	attrTimeout  time.Duration
 	entryTimeout time.Duration
 	debugAddr    string // HOST:PORT serving /metrics and /debug/pprof/
+	readAheadKB  int    // read-ahead-kb=; 0: not given (1024); -1: the kernel's
 }
 
 // ignoredMountOptions are mount(8)'s generic options, passed through to
@@ -142,6 +143,15 @@ func (a *mountArgs) option(o string) error {
 		} else {
 			a.entryTimeout = d
 		}
+	case key == "read-ahead-kb" && hasVal:
+		kb, err := strconv.Atoi(val)
+		if err != nil || kb < 0 || kb > 65536 {
+			return usagef("read-ahead-kb must be a number of KiB from 0 (the kernel's default) to 65536, not '%s'", val)
+		}
+		a.readAheadKB = kb
+		if kb == 0 {
+			a.readAheadKB = -1
+		}
 	case key == "debug-addr" && hasVal:
 		host, port, err := net.SplitHostPort(val)
 		if p, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil || p == 0 {
@@ -149,7 +159,7 @@ func (a *mountArgs) option(o string) error {
 		}
 		a.debugAddr = val
 	default:
-		return usagef("unknown mount option '%s' (known: ro, backup-volfile-servers=H2:H3, log-file=, log-level=, attribute-timeout=, entry-timeout=, debug-addr=)", o)
+		return usagef("unknown mount option '%s' (known: ro, backup-volfile-servers=H2:H3, log-file=, log-level=, attribute-timeout=, entry-timeout=, read-ahead-kb=, debug-addr=)", o)
 	}
 	return nil
 }
@@ -178,6 +188,9 @@ func (a mountArgs) argv() []string {
 	}
 	if a.debugAddr != "" {
 		opts = append(opts, "debug-addr="+a.debugAddr)
+	}
+	if a.readAheadKB != 0 {
+		opts = append(opts, "read-ahead-kb="+strconv.Itoa(max(a.readAheadKB, 0)))
 	}
 	opts = append(opts, "log-level="+strings.ToUpper(a.logLevel.String()))
 	opts = append(opts, fmt.Sprintf("attribute-timeout=%g", a.attrTimeout.Seconds()), fmt.Sprintf("entry-timeout=%g", a.entryTimeout.Seconds()))

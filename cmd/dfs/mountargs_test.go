@@ -44,6 +44,13 @@ func TestParseMount(t *testing.T) {
 		{name: "debug address without host", args: []string{"-o", "debug-addr=:6060", "h1:/gv0", "/mnt/x"}, wantErr: "debug-addr must be HOST:PORT"},
 		{name: "debug address without port", args: []string{"-o", "debug-addr=localhost", "h1:/gv0", "/mnt/x"}, wantErr: "debug-addr must be HOST:PORT"},
 		{name: "debug address bad port", args: []string{"-o", "debug-addr=localhost:http", "h1:/gv0", "/mnt/x"}, wantErr: "debug-addr must be HOST:PORT"},
+		{name: "read-ahead", args: []string{"-o", "read-ahead-kb=4096", "h1:/gv0", "/mnt/x"}, want: func(a *mountArgs) {
+			a.readAheadKB = 4096
+		}},
+		{name: "kernel read-ahead", args: []string{"-o", "read-ahead-kb=0", "h1:/gv0", "/mnt/x"}, want: func(a *mountArgs) {
+			a.readAheadKB = -1
+		}},
+		{name: "bad read-ahead", args: []string{"-o", "read-ahead-kb=lots", "h1:/gv0", "/mnt/x"}, wantErr: "read-ahead-kb must be"},
 		{name: "unknown flag", args: []string{"-x", "h1:/gv0", "/mnt/x"}, wantErr: "unknown option '-x'"},
 	}
 	for _, tc := range cases {
@@ -69,7 +76,7 @@ func TestParseMount(t *testing.T) {
 
 // The daemon's arguments parse back to the same mount.
 func TestMountArgvRoundTrip(t *testing.T) {
-	a, err := parseMount([]string{"-o", "ro,backup-volfile-servers=h2:h3,attribute-timeout=3,debug-addr=[::1]:6060", "h1:7000:/gv0", "/mnt/x"}, false)
+	a, err := parseMount([]string{"-o", "ro,backup-volfile-servers=h2:h3,attribute-timeout=3,read-ahead-kb=0,debug-addr=[::1]:6060", "h1:7000:/gv0", "/mnt/x"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
