@@ -1,0 +1,201 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestTxnAcrossSubvolumesLeaderKilled: on a 2 x 3 volume, workers move
+// files between directories (renames across subvolumes), give them second
+// names in other directories (links), and make and remove directories
+// whose inodes land on the other subvolume (rmdir), while the server that
+// leads subvolume 0 (the coordinator of many of these transactions) is
+// killed with kill -9 and restarted, twice (the workers run from before the
+// first kill to after the second restart). Afterwards every file is
+// reachable under exactly one of its two names, its link count is exactly
+// the number of names it has, and fsck finds nothing.
+func TestTxnAcrossSubvolumesLeaderKilled(t *testing.T) {
+	c := pool(t, 3)
+	c.volume(t, "gv0", 2)
+	mnt := mountVolume(t, c, "gv0")
+	const dirs, files = 6, 24
+	dir := func(i int) string { return filepath.Join(mnt, fmt.Sprintf("d%d", i%dirs)) }
+	for i := range dirs {
+		if err := os.Mkdir(dir(i), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range files {
+		if err := os.WriteFile(filepath.Join(dir(i), fmt.Sprintf("f%d", i)), []byte(fmt.Sprintf("file %d", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The two names file i moves between, and the directory its second
+	// name goes in.
+	names := func(i int) [2]string {
+		return [2]string{filepath.Join(dir(i), fmt.Sprintf("f%d", i)), filepath.Join(dir(i+1), fmt.Sprintf("f%d", i))}
+	}
+	linkName := func(i int) string { return filepath.Join(dir(i+3), fmt.Sprintf("l%d", i)) }
+
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		errs   []string
+		opsRun int
+	)
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		errs = append(errs, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	stop := make(chan struct{})
+	for w := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for r := 0; ; r++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for i := w; i < files; i += 4 {
+					n := names(i)
+					from, to := n[0], n[1]
+					if _, err := os.Lstat(from); err != nil {
+						from, to = to, from
+					}
+					switch rng.IntN(3) {
+					case 0:
+						if err := os.Rename(from, to); err != nil {
+							fail("rename %s -> %s: %v", from, to, err)
+						}
+					case 1:
+						l := linkName(i)
+						if _, err := os.Lstat(l); err == nil {
+							if err := os.Remove(l); err != nil {
+								fail("unlink %s: %v", l, err)
+							}
+						} else if err := os.Link(from, l); err != nil {
+							fail("link %s -> %s: %v", from, l, err)
+						}
+					case 2:
+						sub := filepath.Join(dir(i+2), fmt.Sprintf("sub%d-%d", i, r))
+						if err := os.Mkdir(sub, 0o755); err != nil {
+							fail("mkdir %s: %v", sub, err)
+						} else if err := os.Remove(sub); err != nil {
+							fail("rmdir %s: %v", sub, err)
+						}
+					}
+					mu.Lock()
+					opsRun++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+
+	// Kill the leader of subvolume 0 twice while the workers run.
+	for k := range 2 {
+		time.Sleep(time.Second)
+		leader := subvolumeLeader(t, c, c.servers[0].addr, "gv0", nil)
+		var ask string
+		for _, s := range c.servers {
+			if s != leader {
+				ask = s.addr
+			}
+		}
+		leader.kill()
+		t.Logf("kill %d: killed %s, which led subvolume 0", k+1, leader.host)
+		next := subvolumeLeader(t, c, ask, "gv0", leader)
+		t.Logf("%s leads subvolume 0 now", next.host)
+		time.Sleep(2 * time.Second)
+		leader.start()
+		leader.awaitUp()
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("workers did not stop within 2 minutes")
+	}
+	recovered := 0
+	for _, s := range c.servers {
+		b, _ := os.ReadFile(s.logPath)
+		recovered += strings.Count(string(b), "recovering a transaction across subvolumes")
+	}
+	t.Logf("transactions finished by a new leader: %d", recovered)
+	mu.Lock()
+	t.Logf("%d operations, %d failed", opsRun, len(errs))
+	for _, e := range errs {
+		t.Errorf("operation failed: %s", e)
+	}
+	mu.Unlock()
+
+	// Every file under exactly one of its two names, with exact nlink.
+	for i := range files {
+		var found []string
+		var inos []uint64
+		n := names(i)
+		for _, p := range []string{n[0], n[1], linkName(i)} {
+			fi, err := os.Lstat(p)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				t.Fatalf("stat %s: %v", p, err)
+			}
+			found = append(found, p)
+			st := fi.Sys().(*syscall.Stat_t)
+			inos = append(inos, st.Ino)
+			if p != linkName(i) {
+				data, err := os.ReadFile(p)
+				if err != nil || string(data) != fmt.Sprintf("file %d", i) {
+					t.Errorf("%s reads %q, %v", p, data, err)
+				}
+			}
+		}
+		_, err0 := os.Lstat(names(i)[0])
+		_, err1 := os.Lstat(names(i)[1])
+		if (err0 == nil) == (err1 == nil) {
+			t.Errorf("file %d: names %v; want exactly one of %v", i, found, names(i))
+			continue
+		}
+		for _, ino := range inos[1:] {
+			if ino != inos[0] {
+				t.Errorf("file %d: names %v lead to different inodes %v", i, found, inos)
+			}
+		}
+		fi, _ := os.Lstat(found[0])
+		if nl := fi.Sys().(*syscall.Stat_t).Nlink; int(nl) != len(found) {
+			t.Errorf("file %d: nlink %d, names %v", i, nl, found)
+		}
+	}
+
+	// fsck: clean once the transactions the kills interrupted are done.
+	var last []string
+	eventually(t, 60*time.Second, "fsck reports no problem", func() error {
+		resp, r := fsckRun(t, c.servers[0].addr, "gv0")
+		if r.code == 0 && len(resp.Problems) == 0 {
+			return nil
+		}
+		last = findings(resp.Problems)
+		return fmt.Errorf("fsck exit %d: %v", r.code, last)
+	})
+	resp, _ := fsckRun(t, c.servers[0].addr, "gv0")
+	for _, n := range resp.Notes {
+		if n.Kind == "transaction" {
+			t.Errorf("transaction still in progress after the run: %s", n.Detail)
+		}
+	}
+}
