@@ -22,10 +22,28 @@
 // directory's inode lives with its own entries (its locator is its id).
 // Chunk i of a file lives on SubvolumeOfChunk(file, i). So a create is one
 // command on one subvolume; mkdir is CreateInode on the new directory's
-// subvolume and Link in the parent's; rmdir of a directory on another
-// subvolume is SealDir, Unlink, DropInode; rename between directories on
-// different subvolumes is Link then Unlink{keep_inode} (the inode never
-// moves). See the method documentation for each.
+// subvolume and Link in the parent's. See the method documentation for
+// each.
+//
+// # Transactions across subvolumes
+//
+// Rename and link between directories on different subvolumes, and rmdir
+// of a directory whose inode lives on another subvolume than its entry,
+// are transactions over the two Raft groups, coordinated by a brick (see
+// brick/txn.go and decision 9): the client plans a TxnIntent (the entries
+// to hold, the steps for the other subvolume and their undo, the local
+// commit command, the steps after it) and sends it in one RunTxn to the
+// leader of the coordinating subvolume, which answers once it is done.
+// Rename: coordinated by the source's subvolume; a directory target whose
+// inode is on a third subvolume is sealed there first; Link under the new
+// name (replacing the target atomically), then Unlink{keep_inode} of the
+// old name (the inode never moves). Link: coordinated by the new name's
+// subvolume; AdjustLink{+1} on the inode's, then Link. Rmdir: coordinated
+// by the parent's; SealDir on the directory's own subvolume (ErrNotEmpty
+// aborts), Unlink, DropInode. Either all of it happens or none, whatever
+// leader or client crashes: a new leader of the coordinator finishes what
+// its store records, and a retry of RunTxn (same transaction id) gets the
+// outcome.
 //
 // # Routing and failover
 //
@@ -75,10 +93,9 @@
 // Link(n, dir, name) adds a name to a non-directory. Its inode never
 // moves: when it lives on the subvolume of dir's entries, one
 // Link{new_link} adds the entry and the link count atomically; otherwise
-// AdjustLink{+1} on the inode's subvolume comes first and the entry
-// second (undone if the entry cannot be made), so a crash leaves the count
-// too high (an orphan for fsck), never too low. Unlinking a name whose
-// inode is on another subvolume sends AdjustLink{-1} there. Every name
+// it is a transaction (above). Unlinking a name whose inode is on another
+// subvolume sends AdjustLink{-1} there (a client crash in between leaves
+// the count one too high, an orphan for fsck, never too low). Every name
 // leads to the same Node (same id, same locator).
 //
 // # Files removed while open
@@ -95,11 +112,13 @@
 // while holding such a file leaves the orphan behind, inode and chunks;
 // dfs volume fsck (issue 4) finds and removes orphans.
 //
-// Multi-step operations (mkdir, rmdir, rename, unlink's chunk cleanup)
-// finish or undo their later steps even when the caller's context is
-// cancelled after the first step committed (context.WithoutCancel); a
-// crash between steps can leave an orphan inode, a sealed directory or two
-// names for one inode, never a lost entry.
+// Multi-step operations that are not transactions (mkdir, unlink's chunk
+// cleanup, the cleanup of what a replacing rename removed) finish or undo
+// their later steps even when the caller's context is cancelled after the
+// first step committed (context.WithoutCancel); a client crash between
+// steps can leave an orphan inode or chunks for fsck, never a lost entry.
+// A transaction, once sent, is waited for whatever the caller's context
+// does.
 //
 // # Writes, caching and consistency
 //
