@@ -282,6 +282,8 @@ func (t *txn) dispatch(cmd *dfspb.StoreCommand) (*dfspb.StoreResult, error) {
 		return t.txnStep(op.TxnStep)
 	case *dfspb.StoreCommand_TxnForget:
 		return t.txnForget(op.TxnForget)
+	case *dfspb.StoreCommand_SwapEntry:
+		return t.swapEntry(op.SwapEntry)
 	default:
 		return nil, fmt.Errorf("%w: unknown command %T", ErrInvalid, op)
 	}

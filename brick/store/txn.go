@@ -86,6 +86,8 @@ func entriesOf(cmd *dfspb.StoreCommand) (parents [][]byte, names []string) {
 	case *dfspb.StoreCommand_Rename:
 		r := op.Rename
 		return [][]byte{r.GetOldParent(), r.GetNewParent()}, []string{r.GetOldName(), r.GetNewName()}
+	case *dfspb.StoreCommand_SwapEntry:
+		return [][]byte{op.SwapEntry.GetParent()}, []string{op.SwapEntry.GetName()}
 	case *dfspb.StoreCommand_TxnStep:
 		return entriesOf(op.TxnStep.GetCmd())
 	}
@@ -438,4 +440,69 @@ func walkTxn(v []byte, out *dfspb.WalkStoreResponse) bool {
 	}
 	out.Txns = append(out.Txns, in)
 	return true
+}
+
+// swapEntry applies a SwapEntryCmd (one half of RENAME_EXCHANGE across
+// subvolumes).
+func (t *txn) swapEntry(c *dfspb.SwapEntryCmd) (*dfspb.StoreResult, error) {
+	parent, err := parseID("parent", c.Parent)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName(c.Name); err != nil {
+		return nil, err
+	}
+	want, err := parseID("expect_child", c.ExpectChild)
+	if err != nil {
+		return nil, err
+	}
+	child, err := parseID("child", c.Child)
+	if err != nil {
+		return nil, err
+	}
+	locator, err := parseID("locator", c.Locator)
+	if err != nil {
+		return nil, err
+	}
+	if !validType(c.ChildType) {
+		return nil, fmt.Errorf("%w: type %v", ErrInvalid, c.ChildType)
+	}
+	if child == parent {
+		return nil, fmt.Errorf("%w: exchanging %s into itself", ErrInvalid, child)
+	}
+	prec, err := t.dirOf(parent)
+	if err != nil {
+		return nil, err
+	}
+	d, found, err := t.dirent(parent, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	nd := dirent{typ: c.ChildType, child: child, locator: locator}
+	switch {
+	case found && d.child == child:
+		return &dfspb.StoreResult{Dirent: d.proto(c.Name), Existed: true}, nil // a repeat
+	case !found || d.child != want:
+		return nil, fmt.Errorf("%w: %q in %s does not name %s", ErrNotFound, c.Name, parent, want)
+	}
+	if err := t.putDirent(parent, c.Name, nd); err != nil {
+		return nil, err
+	}
+	wasDir, isDir := d.typ == dfspb.FileType_FILE_TYPE_DIR, c.ChildType == dfspb.FileType_FILE_TYPE_DIR
+	switch {
+	case isDir && !wasDir:
+		prec.Attr.Nlink++
+	case wasDir && !isDir:
+		prec.Attr.Nlink--
+	}
+	if err := t.touchChild(child); err != nil {
+		return nil, err
+	}
+	t.touch(prec.Attr, true)
+	if err := t.putInode(prec); err != nil {
+		return nil, err
+	}
+	res := &dfspb.StoreResult{Dirent: nd.proto(c.Name), Parent: prec.Attr}
+	res.Dirent.Attr, err = t.localAttr(child)
+	return res, err
 }

@@ -295,3 +295,31 @@ func TestFsckTxns(t *testing.T) {
 		t.Fatalf("notes %v, want one %s", r.Notes, FsckTxn)
 	}
 }
+
+// TestSwapEntry: one half of an exchange across subvolumes.
+func TestSwapEntry(t *testing.T) {
+	h := newHarness(t).withRoot()
+	f := h.create(root, "f")
+	other, d := layout.NewID(), layout.NewID()
+	swap := func(name string, from, to layout.ID, typ dfspb.FileType) *dfspb.StoreCommand {
+		return &dfspb.StoreCommand{Op: &dfspb.StoreCommand_SwapEntry{SwapEntry: &dfspb.SwapEntryCmd{
+			Parent: b(root), Name: name, ExpectChild: b(from), Child: b(to), ChildType: typ, Locator: b(to),
+		}}}
+	}
+	nl := h.attr(root).Nlink
+	// f's name now names a directory of another subvolume: the root
+	// gains a subdirectory; f keeps its link count.
+	r := mustOK(t, h.apply(swap("f", f, d, dfspb.FileType_FILE_TYPE_DIR)))
+	if r.Existed || h.attr(root).Nlink != nl+1 || h.attr(f).Nlink != 1 {
+		t.Fatalf("swap: %v, root nlink %d (was %d), f nlink %d", r, h.attr(root).Nlink, nl, h.attr(f).Nlink)
+	}
+	if r := mustOK(t, h.apply(swap("f", f, d, dfspb.FileType_FILE_TYPE_DIR))); !r.Existed {
+		t.Fatal("repeat not recognized")
+	}
+	wantCode(t, h.apply(swap("f", other, f, dfspb.FileType_FILE_TYPE_FILE)), CodeNotFound)
+	wantCode(t, h.apply(swap("nope", f, d, dfspb.FileType_FILE_TYPE_DIR)), CodeNotFound)
+	mustOK(t, h.apply(swap("f", d, f, dfspb.FileType_FILE_TYPE_FILE)))
+	if h.attr(root).Nlink != nl {
+		t.Fatalf("root nlink %d after swapping back, want %d", h.attr(root).Nlink, nl)
+	}
+}

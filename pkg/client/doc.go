@@ -40,7 +40,8 @@
 // old name (the inode never moves). Link: coordinated by the new name's
 // subvolume; AdjustLink{+1} on the inode's, then Link. Rmdir: coordinated
 // by the parent's; SealDir on the directory's own subvolume (ErrNotEmpty
-// aborts), Unlink, DropInode. Either all of it happens or none, whatever
+// aborts), Unlink, DropInode. RenameExchange: coordinated by the source's
+// subvolume; SwapEntry of the target's name, then of the source's. Either all of it happens or none, whatever
 // leader or client crashes: a new leader of the coordinator finishes what
 // its store records, and a retry of RunTxn (same transaction id) gets the
 // outcome.

@@ -24,7 +24,7 @@ const (
 // Raft groups (renameAcross): done entirely or not at all, also when a
 // leader crashes mid-way; a target is replaced atomically, and once
 // Rename returns only the new name exists. RenameExchange across
-// subvolumes is not supported (ErrNotSupported).
+// subvolumes is a transaction too (exchangeAcross).
 func (v *Volume) Rename(ctx context.Context, oldDir Node, oldName string, newDir Node, newName string, flags uint32) error {
 	if err := checkName(oldName); err != nil {
 		return err
@@ -42,7 +42,7 @@ func (v *Volume) Rename(ctx context.Context, oldDir Node, oldName string, newDir
 		return v.renameLocal(ctx, oldDir, oldName, newDir, newName, flags)
 	}
 	if flags&RenameExchange != 0 {
-		return fmt.Errorf("%w: exchange across subvolumes", ErrNotSupported)
+		return v.exchangeAcross(ctx, oldDir, oldName, newDir, newName)
 	}
 	return v.renameAcross(ctx, oldDir, oldName, newDir, newName, flags)
 }
@@ -178,6 +178,41 @@ func (v *Volume) renameAcross(ctx context.Context, oldDir Node, oldName string, 
 		v.finishRemoved(context.WithoutCancel(ctx), rs[len(rs)-1].GetRemoved())
 	}
 	return nil
+}
+
+// exchangeAcross swaps two entries of directories whose entries live on
+// different subvolumes (RENAME_EXCHANGE), as one transaction coordinated
+// by oldDir's subvolume: newName is made to name the source on newDir's
+// subvolume (SwapEntry, undone if the transaction aborts), then oldName
+// the former target. Neither name is ever missing; both inodes stay where
+// they are, with their link counts.
+func (v *Volume) exchangeAcross(ctx context.Context, oldDir Node, oldName string, newDir Node, newName string) error {
+	src, _, err := v.lookupEntry(ctx, oldDir, oldName)
+	if err != nil {
+		return err
+	}
+	dst, _, err := v.lookupEntry(ctx, newDir, newName)
+	if err != nil {
+		return err
+	}
+	if src.ID == dst.ID {
+		return nil
+	}
+	swap := func(dir Node, name string, from, to Node) *dfspb.StoreCommand {
+		return &dfspb.StoreCommand{Op: &dfspb.StoreCommand_SwapEntry{SwapEntry: &dfspb.SwapEntryCmd{
+			Parent: dir.ID[:], Name: name, ExpectChild: from.ID[:], Child: to.ID[:], ChildType: to.Type, Locator: to.Locator[:],
+		}}}
+	}
+	in := &dfspb.TxnIntent{
+		Op:      dfspb.TxnOp_TXN_OP_EXCHANGE,
+		Summary: fmt.Sprintf("exchange %s/%q <-> %s/%q", oldDir.ID, oldName, newDir.ID, newName),
+		Locks:   []*dfspb.TxnEntryLock{{Parent: oldDir.ID[:], Name: oldName, ExpectChild: src.ID[:]}},
+		Prepare: []*dfspb.TxnStep{v.txnStep(v.subOfDir(newDir.ID), false,
+			swap(newDir, newName, dst, src), swap(newDir, newName, src, dst))},
+		Commit: swap(oldDir, oldName, src, dst),
+	}
+	_, err = v.runTxn(ctx, v.subOfDir(oldDir.ID), "rename", in)
+	return err
 }
 
 // txnStep plans a step of a transaction on subvolume sub: cmd, and undo

@@ -123,7 +123,16 @@ func TestRenameAcrossSubvolumes(t *testing.T) {
 	}
 	e.create(a, "x")
 	wantErr(t, "noreplace", e.v.Rename(e.ctx, a, "x", b, "d2", client.RenameNoReplace), client.ErrExists)
-	wantErr(t, "exchange", e.v.Rename(e.ctx, a, "x", b, "d2", client.RenameExchange), client.ErrNotSupported)
+	mustOK(t, "exchange across", e.v.Rename(e.ctx, a, "x", b, "d2", client.RenameExchange))
+	if n, _, err := e.v.Lookup(e.ctx, a, "x"); err != nil || n.ID != moved.ID {
+		t.Fatalf("exchange across subvolumes: a/x is %v, %v; want the directory", n, err)
+	}
+	aa, _ = e.v.GetAttr(e.ctx, a)
+	ba, _ = e.v.GetAttr(e.ctx, b)
+	if aa.Nlink != 3 || ba.Nlink != 2 {
+		t.Fatalf("nlink after exchanging a dir and a file: %d, %d; want 3, 2", aa.Nlink, ba.Nlink)
+	}
+	mustOK(t, "exchange back", e.v.Rename(e.ctx, a, "x", b, "d2", client.RenameExchange))
 	wantErr(t, "file over dir", e.v.Rename(e.ctx, a, "x", b, "d2", 0), client.ErrIsDir)
 
 	// Replace an empty directory across subvolumes.

@@ -58,6 +58,23 @@ var txnOps = []txnOp{{
 		}
 	},
 }, {
+	name:  "exchange",
+	coord: func(e *env, a, b client.Node) int { return e.subOf(a.ID) },
+	setup: func(e *env, a, b client.Node, tag string) { e.create(a, "x"+tag); e.create(b, "x"+tag) },
+	run: func(e *env, v *client.Volume, a, b client.Node, tag string) error {
+		return v.Rename(e.ctx, a, "x"+tag, b, "x"+tag, client.RenameExchange)
+	},
+	done: func(e *env, a, b client.Node, tag string) {
+		// Files keep their locator (the directory they were made in).
+		n, _, err := e.v.Lookup(e.ctx, a, "x"+tag)
+		mustOK(e.t, "a's name", err)
+		m, _, err := e.v.Lookup(e.ctx, b, "x"+tag)
+		mustOK(e.t, "b's name", err)
+		if n.Locator != b.ID || m.Locator != a.ID || e.nlink(n) != 1 || e.nlink(m) != 1 {
+			e.t.Fatalf("exchange: a's name -> %v, b's name -> %v (nlink %d, %d)", n, m, e.nlink(n), e.nlink(m))
+		}
+	},
+}, {
 	name:  "rmdir",
 	coord: func(e *env, a, b client.Node) int { return e.subOf(a.ID) },
 	setup: func(e *env, a, b client.Node, tag string) {

@@ -952,6 +952,7 @@ type StoreCommand struct {
 	//	*StoreCommand_TxnEnd
 	//	*StoreCommand_TxnStep
 	//	*StoreCommand_TxnForget
+	//	*StoreCommand_SwapEntry
 	Op            isStoreCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1226,6 +1227,15 @@ func (x *StoreCommand) GetTxnForget() *TxnForgetCmd {
 	return nil
 }
 
+func (x *StoreCommand) GetSwapEntry() *SwapEntryCmd {
+	if x != nil {
+		if x, ok := x.Op.(*StoreCommand_SwapEntry); ok {
+			return x.SwapEntry
+		}
+	}
+	return nil
+}
+
 type isStoreCommand_Op interface {
 	isStoreCommand_Op()
 }
@@ -1330,6 +1340,10 @@ type StoreCommand_TxnForget struct {
 	TxnForget *TxnForgetCmd `protobuf:"bytes,34,opt,name=txn_forget,json=txnForget,proto3,oneof"`
 }
 
+type StoreCommand_SwapEntry struct {
+	SwapEntry *SwapEntryCmd `protobuf:"bytes,35,opt,name=swap_entry,json=swapEntry,proto3,oneof"`
+}
+
 func (*StoreCommand_CreateEntry) isStoreCommand_Op() {}
 
 func (*StoreCommand_CreateInode) isStoreCommand_Op() {}
@@ -1379,6 +1393,8 @@ func (*StoreCommand_TxnEnd) isStoreCommand_Op() {}
 func (*StoreCommand_TxnStep) isStoreCommand_Op() {}
 
 func (*StoreCommand_TxnForget) isStoreCommand_Op() {}
+
+func (*StoreCommand_SwapEntry) isStoreCommand_Op() {}
 
 // CreateEntryCmd creates a non-directory inode and its entry in parent in
 // one step (the dirent's locator is parent). attr carries the client's id,
@@ -3899,6 +3915,96 @@ func (x *TxnForgetCmd) GetTxnId() []byte {
 	return nil
 }
 
+// SwapEntryCmd makes the entry name of parent, which must name
+// expect_child (NOT_FOUND otherwise), name child instead (of child_type,
+// at locator), leaving both inodes' link counts alone; the parent's nlink
+// follows when one of them is a directory and the other not. Each half of
+// a RENAME_EXCHANGE across subvolumes is one. A repeat (the entry names
+// child already) is a success.
+type SwapEntryCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parent        []byte                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	ExpectChild   []byte                 `protobuf:"bytes,3,opt,name=expect_child,json=expectChild,proto3" json:"expect_child,omitempty"`
+	Child         []byte                 `protobuf:"bytes,4,opt,name=child,proto3" json:"child,omitempty"`
+	ChildType     FileType               `protobuf:"varint,5,opt,name=child_type,json=childType,proto3,enum=dfs.v1.FileType" json:"child_type,omitempty"`
+	Locator       []byte                 `protobuf:"bytes,6,opt,name=locator,proto3" json:"locator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SwapEntryCmd) Reset() {
+	*x = SwapEntryCmd{}
+	mi := &file_store_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SwapEntryCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SwapEntryCmd) ProtoMessage() {}
+
+func (x *SwapEntryCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SwapEntryCmd.ProtoReflect.Descriptor instead.
+func (*SwapEntryCmd) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *SwapEntryCmd) GetParent() []byte {
+	if x != nil {
+		return x.Parent
+	}
+	return nil
+}
+
+func (x *SwapEntryCmd) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SwapEntryCmd) GetExpectChild() []byte {
+	if x != nil {
+		return x.ExpectChild
+	}
+	return nil
+}
+
+func (x *SwapEntryCmd) GetChild() []byte {
+	if x != nil {
+		return x.Child
+	}
+	return nil
+}
+
+func (x *SwapEntryCmd) GetChildType() FileType {
+	if x != nil {
+		return x.ChildType
+	}
+	return FileType_FILE_TYPE_UNSPECIFIED
+}
+
+func (x *SwapEntryCmd) GetLocator() []byte {
+	if x != nil {
+		return x.Locator
+	}
+	return nil
+}
+
 var File_store_proto protoreflect.FileDescriptor
 
 const file_store_proto_rawDesc = "" +
@@ -3939,7 +4045,7 @@ const file_store_proto_rawDesc = "" +
 	"\vInodeRecord\x12 \n" +
 	"\x04attr\x18\x01 \x01(\v2\f.dfs.v1.AttrR\x04attr\x12\x16\n" +
 	"\x06sealed\x18\x02 \x01(\bR\x06sealed\x12\x16\n" +
-	"\x06orphan\x18\x03 \x01(\bR\x06orphan\"\x9a\v\n" +
+	"\x06orphan\x18\x03 \x01(\bR\x06orphan\"\xd1\v\n" +
 	"\fStoreCommand\x12\x15\n" +
 	"\x06now_ns\x18\x01 \x01(\x03R\x05nowNs\x12;\n" +
 	"\fcreate_entry\x18\n" +
@@ -3974,7 +4080,9 @@ const file_store_proto_rawDesc = "" +
 	"\atxn_end\x18  \x01(\v2\x11.dfs.v1.TxnEndCmdH\x00R\x06txnEnd\x12/\n" +
 	"\btxn_step\x18! \x01(\v2\x12.dfs.v1.TxnStepCmdH\x00R\atxnStep\x125\n" +
 	"\n" +
-	"txn_forget\x18\" \x01(\v2\x14.dfs.v1.TxnForgetCmdH\x00R\ttxnForgetB\x04\n" +
+	"txn_forget\x18\" \x01(\v2\x14.dfs.v1.TxnForgetCmdH\x00R\ttxnForget\x125\n" +
+	"\n" +
+	"swap_entry\x18# \x01(\v2\x14.dfs.v1.SwapEntryCmdH\x00R\tswapEntryB\x04\n" +
 	"\x02op\"|\n" +
 	"\x0eCreateEntryCmd\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
@@ -4176,7 +4284,15 @@ const file_store_proto_rawDesc = "" +
 	"\x04step\x18\x02 \x01(\rR\x04step\x12&\n" +
 	"\x03cmd\x18\x03 \x01(\v2\x14.dfs.v1.StoreCommandR\x03cmd\"%\n" +
 	"\fTxnForgetCmd\x12\x15\n" +
-	"\x06txn_id\x18\x01 \x01(\fR\x05txnId*\xb6\x01\n" +
+	"\x06txn_id\x18\x01 \x01(\fR\x05txnId\"\xbe\x01\n" +
+	"\fSwapEntryCmd\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
+	"\fexpect_child\x18\x03 \x01(\fR\vexpectChild\x12\x14\n" +
+	"\x05child\x18\x04 \x01(\fR\x05child\x12/\n" +
+	"\n" +
+	"child_type\x18\x05 \x01(\x0e2\x10.dfs.v1.FileTypeR\tchildType\x12\x18\n" +
+	"\alocator\x18\x06 \x01(\fR\alocator*\xb6\x01\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eFILE_TYPE_FILE\x10\x01\x12\x11\n" +
@@ -4252,7 +4368,7 @@ func file_store_proto_rawDescGZIP() []byte {
 }
 
 var file_store_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_store_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_store_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_store_proto_goTypes = []any{
 	(FileType)(0),                // 0: dfs.v1.FileType
 	(StoreErrorCode)(0),          // 1: dfs.v1.StoreErrorCode
@@ -4299,6 +4415,7 @@ var file_store_proto_goTypes = []any{
 	(*TxnEndCmd)(nil),            // 42: dfs.v1.TxnEndCmd
 	(*TxnStepCmd)(nil),           // 43: dfs.v1.TxnStepCmd
 	(*TxnForgetCmd)(nil),         // 44: dfs.v1.TxnForgetCmd
+	(*SwapEntryCmd)(nil),         // 45: dfs.v1.SwapEntryCmd
 }
 var file_store_proto_depIdxs = []int32{
 	0,  // 0: dfs.v1.Attr.type:type_name -> dfs.v1.FileType
@@ -4330,43 +4447,45 @@ var file_store_proto_depIdxs = []int32{
 	42, // 26: dfs.v1.StoreCommand.txn_end:type_name -> dfs.v1.TxnEndCmd
 	43, // 27: dfs.v1.StoreCommand.txn_step:type_name -> dfs.v1.TxnStepCmd
 	44, // 28: dfs.v1.StoreCommand.txn_forget:type_name -> dfs.v1.TxnForgetCmd
-	8,  // 29: dfs.v1.CreateEntryCmd.attr:type_name -> dfs.v1.Attr
-	8,  // 30: dfs.v1.CreateInodeCmd.attr:type_name -> dfs.v1.Attr
-	0,  // 31: dfs.v1.LinkCmd.child_type:type_name -> dfs.v1.FileType
-	22, // 32: dfs.v1.WriteInlineCmd.then:type_name -> dfs.v1.SetAttrCmd
-	22, // 33: dfs.v1.CommitSizeCmd.then:type_name -> dfs.v1.SetAttrCmd
-	5,  // 34: dfs.v1.FileLock.type:type_name -> dfs.v1.LockType
-	31, // 35: dfs.v1.LockTable.locks:type_name -> dfs.v1.FileLock
-	31, // 36: dfs.v1.SetLockCmd.lock:type_name -> dfs.v1.FileLock
-	0,  // 37: dfs.v1.RemovedInode.type:type_name -> dfs.v1.FileType
-	1,  // 38: dfs.v1.StoreResult.code:type_name -> dfs.v1.StoreErrorCode
-	8,  // 39: dfs.v1.StoreResult.attr:type_name -> dfs.v1.Attr
-	9,  // 40: dfs.v1.StoreResult.dirent:type_name -> dfs.v1.Dirent
-	8,  // 41: dfs.v1.StoreResult.parent:type_name -> dfs.v1.Attr
-	35, // 42: dfs.v1.StoreResult.removed:type_name -> dfs.v1.RemovedInode
-	10, // 43: dfs.v1.StoreResult.chunk:type_name -> dfs.v1.ChunkInfo
-	31, // 44: dfs.v1.StoreResult.conflict:type_name -> dfs.v1.FileLock
-	39, // 45: dfs.v1.StoreResult.txn:type_name -> dfs.v1.TxnIntent
-	12, // 46: dfs.v1.TxnStep.cmd:type_name -> dfs.v1.StoreCommand
-	12, // 47: dfs.v1.TxnStep.undo:type_name -> dfs.v1.StoreCommand
-	6,  // 48: dfs.v1.TxnIntent.op:type_name -> dfs.v1.TxnOp
-	7,  // 49: dfs.v1.TxnIntent.state:type_name -> dfs.v1.TxnState
-	37, // 50: dfs.v1.TxnIntent.locks:type_name -> dfs.v1.TxnEntryLock
-	38, // 51: dfs.v1.TxnIntent.prepare:type_name -> dfs.v1.TxnStep
-	12, // 52: dfs.v1.TxnIntent.commit:type_name -> dfs.v1.StoreCommand
-	38, // 53: dfs.v1.TxnIntent.after_commit:type_name -> dfs.v1.TxnStep
-	36, // 54: dfs.v1.TxnIntent.results:type_name -> dfs.v1.StoreResult
-	36, // 55: dfs.v1.TxnIntent.commit_result:type_name -> dfs.v1.StoreResult
-	36, // 56: dfs.v1.TxnIntent.failure:type_name -> dfs.v1.StoreResult
-	39, // 57: dfs.v1.TxnBeginCmd.intent:type_name -> dfs.v1.TxnIntent
-	36, // 58: dfs.v1.TxnDecideCmd.results:type_name -> dfs.v1.StoreResult
-	36, // 59: dfs.v1.TxnDecideCmd.failure:type_name -> dfs.v1.StoreResult
-	12, // 60: dfs.v1.TxnStepCmd.cmd:type_name -> dfs.v1.StoreCommand
-	61, // [61:61] is the sub-list for method output_type
-	61, // [61:61] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	45, // 29: dfs.v1.StoreCommand.swap_entry:type_name -> dfs.v1.SwapEntryCmd
+	8,  // 30: dfs.v1.CreateEntryCmd.attr:type_name -> dfs.v1.Attr
+	8,  // 31: dfs.v1.CreateInodeCmd.attr:type_name -> dfs.v1.Attr
+	0,  // 32: dfs.v1.LinkCmd.child_type:type_name -> dfs.v1.FileType
+	22, // 33: dfs.v1.WriteInlineCmd.then:type_name -> dfs.v1.SetAttrCmd
+	22, // 34: dfs.v1.CommitSizeCmd.then:type_name -> dfs.v1.SetAttrCmd
+	5,  // 35: dfs.v1.FileLock.type:type_name -> dfs.v1.LockType
+	31, // 36: dfs.v1.LockTable.locks:type_name -> dfs.v1.FileLock
+	31, // 37: dfs.v1.SetLockCmd.lock:type_name -> dfs.v1.FileLock
+	0,  // 38: dfs.v1.RemovedInode.type:type_name -> dfs.v1.FileType
+	1,  // 39: dfs.v1.StoreResult.code:type_name -> dfs.v1.StoreErrorCode
+	8,  // 40: dfs.v1.StoreResult.attr:type_name -> dfs.v1.Attr
+	9,  // 41: dfs.v1.StoreResult.dirent:type_name -> dfs.v1.Dirent
+	8,  // 42: dfs.v1.StoreResult.parent:type_name -> dfs.v1.Attr
+	35, // 43: dfs.v1.StoreResult.removed:type_name -> dfs.v1.RemovedInode
+	10, // 44: dfs.v1.StoreResult.chunk:type_name -> dfs.v1.ChunkInfo
+	31, // 45: dfs.v1.StoreResult.conflict:type_name -> dfs.v1.FileLock
+	39, // 46: dfs.v1.StoreResult.txn:type_name -> dfs.v1.TxnIntent
+	12, // 47: dfs.v1.TxnStep.cmd:type_name -> dfs.v1.StoreCommand
+	12, // 48: dfs.v1.TxnStep.undo:type_name -> dfs.v1.StoreCommand
+	6,  // 49: dfs.v1.TxnIntent.op:type_name -> dfs.v1.TxnOp
+	7,  // 50: dfs.v1.TxnIntent.state:type_name -> dfs.v1.TxnState
+	37, // 51: dfs.v1.TxnIntent.locks:type_name -> dfs.v1.TxnEntryLock
+	38, // 52: dfs.v1.TxnIntent.prepare:type_name -> dfs.v1.TxnStep
+	12, // 53: dfs.v1.TxnIntent.commit:type_name -> dfs.v1.StoreCommand
+	38, // 54: dfs.v1.TxnIntent.after_commit:type_name -> dfs.v1.TxnStep
+	36, // 55: dfs.v1.TxnIntent.results:type_name -> dfs.v1.StoreResult
+	36, // 56: dfs.v1.TxnIntent.commit_result:type_name -> dfs.v1.StoreResult
+	36, // 57: dfs.v1.TxnIntent.failure:type_name -> dfs.v1.StoreResult
+	39, // 58: dfs.v1.TxnBeginCmd.intent:type_name -> dfs.v1.TxnIntent
+	36, // 59: dfs.v1.TxnDecideCmd.results:type_name -> dfs.v1.StoreResult
+	36, // 60: dfs.v1.TxnDecideCmd.failure:type_name -> dfs.v1.StoreResult
+	12, // 61: dfs.v1.TxnStepCmd.cmd:type_name -> dfs.v1.StoreCommand
+	0,  // 62: dfs.v1.SwapEntryCmd.child_type:type_name -> dfs.v1.FileType
+	63, // [63:63] is the sub-list for method output_type
+	63, // [63:63] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_init() }
@@ -4400,6 +4519,7 @@ func file_store_proto_init() {
 		(*StoreCommand_TxnEnd)(nil),
 		(*StoreCommand_TxnStep)(nil),
 		(*StoreCommand_TxnForget)(nil),
+		(*StoreCommand_SwapEntry)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4407,7 +4527,7 @@ func file_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_rawDesc), len(file_store_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   37,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
