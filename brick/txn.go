@@ -225,7 +225,11 @@ func (c *Coordinator) finish(ctx context.Context, in *dfspb.TxnIntent) error {
 		if err != nil {
 			return err
 		}
-		if !stepOK(s, res) {
+		switch {
+		case res.Code == dfspb.StoreErrorCode_STORE_ERROR_CODE_STALE && in.State != dfspb.TxnState_TXN_STATE_PREPARING:
+			// Forgotten already: this is a repeat of finish after the
+			// forget, whose steps ran.
+		case !stepOK(s, res):
 			c.logger.Warn("transaction step failed; fsck will show what it left", "txn", fmt.Sprintf("%x", in.TxnId),
 				"what", in.Summary, "step", n, "code", res.Code, "message", res.Message)
 		}
@@ -358,7 +362,7 @@ func (c *Coordinator) Recover(ctx context.Context, nowNs int64) error {
 		first = err
 	}
 	for _, id := range old {
-		forget := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_TxnForget{TxnForget: &dfspb.TxnForgetCmd{TxnId: id}}}
+		forget := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_TxnForget{TxnForget: &dfspb.TxnForgetCmd{TxnId: id, Purge: true}}}
 		if _, err := c.propose(ctx, forget); err != nil && first == nil {
 			first = err
 		}

@@ -106,8 +106,8 @@ func (e *txnEnv) finished(id []byte) *dfspb.TxnIntent {
 			return fmt.Errorf("transaction is %v", in.State)
 		}
 		bi, _ := e.b.leader()
-		if old, err := e.b.bricks[bi].store.TxnStepsBefore(e.t.Context(), 1<<62); err != nil || len(old) != 0 {
-			return fmt.Errorf("subvolume 1 still records steps of %x (%v)", old, err)
+		if n, forgotten, err := e.b.bricks[bi].store.TxnStepRecords(e.t.Context(), id); err != nil || n != 0 || !forgotten {
+			return fmt.Errorf("subvolume 1 records %d steps of the transaction, forgotten %v (%v)", n, forgotten, err)
 		}
 		return nil
 	})

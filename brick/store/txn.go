@@ -33,6 +33,9 @@ func txnKey(id []byte) []byte { return append([]byte{prefixTxn}, id...) }
 
 func txnLockKey(parent layout.ID, name string) []byte { return idNameKey(prefixTxnLock, parent, name) }
 
+// txnTombstone is the step number of the record TxnForget leaves.
+const txnTombstone = ^uint32(0)
+
 func txnStepKey(id []byte, step uint32) []byte {
 	k := append([]byte{prefixTxnStep}, id...)
 	return binary.BigEndian.AppendUint32(k, step)
@@ -303,6 +306,16 @@ func (t *txn) txnStep(c *dfspb.TxnStepCmd) (*dfspb.StoreResult, error) {
 	if c.Cmd == nil || c.Cmd.GetOp() == nil || isTxnCmd(c.Cmd) {
 		return nil, fmt.Errorf("%w: transaction %x step %d: a step must be a plain command", ErrInvalid, c.TxnId, c.Step)
 	}
+	if c.Step == txnTombstone {
+		return nil, fmt.Errorf("%w: transaction %x: step %d is reserved", ErrInvalid, c.TxnId, c.Step)
+	}
+	_, forgotten, err := getValue(t.b, txnStepKey(c.TxnId, txnTombstone))
+	if err != nil {
+		return nil, ioErr(err)
+	}
+	if forgotten {
+		return nil, fmt.Errorf("%w: transaction %x is finished; its step %d comes too late", ErrStale, c.TxnId, c.Step)
+	}
 	k := txnStepKey(c.TxnId, c.Step)
 	v, ok, err := getValue(t.b, k)
 	if err != nil {
@@ -342,12 +355,22 @@ func (t *txn) txnForget(c *dfspb.TxnForgetCmd) (*dfspb.StoreResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	deleted := 0
 	for _, k := range keys {
+		if binary.BigEndian.Uint32(k[len(k)-4:]) != txnTombstone {
+			deleted++
+		}
 		if err := t.b.Delete(k, nil); err != nil {
 			return nil, ioErr(err)
 		}
 	}
-	return &dfspb.StoreResult{Deleted: uint32(len(keys))}, nil
+	if !c.Purge {
+		v := binary.BigEndian.AppendUint64(nil, uint64(max(t.now, 0)))
+		if err := t.b.Set(txnStepKey(c.TxnId, txnTombstone), v, nil); err != nil {
+			return nil, ioErr(err)
+		}
+	}
+	return &dfspb.StoreResult{Deleted: uint32(deleted)}, nil
 }
 
 // ---- reads -----------------------------------------------------------------
@@ -402,10 +425,10 @@ func (s *Store) TxnHolder(ctx context.Context, cmd *dfspb.StoreCommand) ([]byte,
 	return txnHolder(s.db, cmd)
 }
 
-// TxnStepsBefore returns the ids of transactions with step results
-// recorded here before cutoffNs (leader time), whose coordinator never
-// sent TxnForget (it crashed between its TxnEnd and the forget, or the
-// transaction was purged).
+// TxnStepsBefore returns the ids of transactions with step results or a
+// forget tombstone recorded here before cutoffNs (leader time): long
+// finished (or their coordinator crashed between its TxnEnd and the
+// forget), to be purged with TxnForget{purge}.
 func (s *Store) TxnStepsBefore(ctx context.Context, cutoffNs int64) ([][]byte, error) {
 	if err := s.readLock(ctx); err != nil {
 		return nil, err
@@ -505,4 +528,25 @@ func (t *txn) swapEntry(c *dfspb.SwapEntryCmd) (*dfspb.StoreResult, error) {
 	res := &dfspb.StoreResult{Dirent: nd.proto(c.Name), Parent: prec.Attr}
 	res.Dirent.Attr, err = t.localAttr(child)
 	return res, err
+}
+
+// TxnStepRecords reports how many step results this store records for
+// transaction id, and whether TxnForget left its tombstone.
+func (s *Store) TxnStepRecords(ctx context.Context, id []byte) (n int, forgotten bool, err error) {
+	if err := s.readLock(ctx); err != nil {
+		return 0, false, err
+	}
+	defer s.mu.RUnlock()
+	keys, err := keysWithPrefix(s.db, append([]byte{prefixTxnStep}, id...))
+	if err != nil {
+		return 0, false, err
+	}
+	for _, k := range keys {
+		if binary.BigEndian.Uint32(k[len(k)-4:]) == txnTombstone {
+			forgotten = true
+		} else {
+			n++
+		}
+	}
+	return n, forgotten, nil
 }

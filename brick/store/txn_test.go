@@ -213,15 +213,28 @@ func TestTxnStep(t *testing.T) {
 	if err != nil || len(old) != 1 || !bytes.Equal(old[0], tx[:]) {
 		t.Fatalf("TxnStepsBefore = %x, %v", old, err)
 	}
-	// Forget: the next attempt runs again.
+	// Forget: a step that comes later (from a deposed coordinator) is
+	// refused; once purged, it would run again.
 	r = mustOK(t, h.apply(txnCmd(&dfspb.TxnForgetCmd{TxnId: tx[:]})))
 	if r.Deleted != 2 {
 		t.Fatalf("forget deleted %d records, want 2", r.Deleted)
 	}
-	mustOK(t, h.apply(proto.Clone(ex).(*dfspb.StoreCommand)))
-	if old, _ := h.s.TxnStepsBefore(context.Background(), 0); len(old) != 0 {
-		t.Fatalf("TxnStepsBefore(0) = %x", old)
+	if n, forgotten, err := h.s.TxnStepRecords(context.Background(), tx[:]); n != 0 || !forgotten || err != nil {
+		t.Fatalf("after forget: %d records, tombstone %v, %v", n, forgotten, err)
 	}
+	wantCode(t, h.apply(proto.Clone(up).(*dfspb.StoreCommand)), CodeStale)
+	if a := h.attr(f); a.Nlink != 2 {
+		t.Fatalf("nlink %d after a late step, want 2", a.Nlink)
+	}
+	wantCode(t, h.apply(txnCmd(&dfspb.TxnStepCmd{TxnId: tx[:], Step: ^uint32(0), Cmd: up.GetTxnStep().Cmd})), CodeInvalid)
+	if old, _ := h.s.TxnStepsBefore(context.Background(), h.now+1); len(old) != 1 {
+		t.Fatalf("TxnStepsBefore after forget = %x, want the tombstone's transaction", old)
+	}
+	mustOK(t, h.apply(txnCmd(&dfspb.TxnForgetCmd{TxnId: tx[:], Purge: true})))
+	if old, _ := h.s.TxnStepsBefore(context.Background(), h.now+1); len(old) != 0 {
+		t.Fatalf("TxnStepsBefore after purge = %x", old)
+	}
+	mustOK(t, h.apply(proto.Clone(ex).(*dfspb.StoreCommand)))
 }
 
 // TestTxnSurvivesSnapshotAndReopen: intents, held entries and step

@@ -3870,10 +3870,14 @@ func (x *TxnStepCmd) GetCmd() *StoreCommand {
 	return nil
 }
 
-// TxnForgetCmd deletes the step results recorded for txn_id.
+// TxnForgetCmd deletes the step results recorded for txn_id and leaves a
+// tombstone in their place: a step of txn_id that arrives later (sent by
+// a deposed coordinator leader) fails with STALE instead of running
+// again. purge deletes the tombstone too (long after).
 type TxnForgetCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TxnId         []byte                 `protobuf:"bytes,1,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
+	Purge         bool                   `protobuf:"varint,2,opt,name=purge,proto3" json:"purge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3913,6 +3917,13 @@ func (x *TxnForgetCmd) GetTxnId() []byte {
 		return x.TxnId
 	}
 	return nil
+}
+
+func (x *TxnForgetCmd) GetPurge() bool {
+	if x != nil {
+		return x.Purge
+	}
+	return false
 }
 
 // SwapEntryCmd makes the entry name of parent, which must name
@@ -4282,9 +4293,10 @@ const file_store_proto_rawDesc = "" +
 	"TxnStepCmd\x12\x15\n" +
 	"\x06txn_id\x18\x01 \x01(\fR\x05txnId\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\rR\x04step\x12&\n" +
-	"\x03cmd\x18\x03 \x01(\v2\x14.dfs.v1.StoreCommandR\x03cmd\"%\n" +
+	"\x03cmd\x18\x03 \x01(\v2\x14.dfs.v1.StoreCommandR\x03cmd\";\n" +
 	"\fTxnForgetCmd\x12\x15\n" +
-	"\x06txn_id\x18\x01 \x01(\fR\x05txnId\"\xbe\x01\n" +
+	"\x06txn_id\x18\x01 \x01(\fR\x05txnId\x12\x14\n" +
+	"\x05purge\x18\x02 \x01(\bR\x05purge\"\xbe\x01\n" +
 	"\fSwapEntryCmd\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
