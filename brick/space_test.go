@@ -24,13 +24,13 @@ func mountTmpfs(t *testing.T, dir, size string) {
 // systems answers NO_SPACE once its reserve is reached, keeps everything
 // it acknowledged, and writes again once space is freed.
 func TestFullBrickRefusesWritesAndRecovers(t *testing.T) {
-	rs := newReplicaSetOn(t, 3, func(dir string) { mountTmpfs(t, dir, "96m") })
+	rs := newReplicaSetOn(t, 3, func(dir string) { mountTmpfs(t, dir, "160m") })
 	ctx := t.Context()
 	data := make([]byte, 1<<20)
 	var written []layout.ID
 	for i := 0; ; i++ {
 		if i > 200 {
-			t.Fatal("96 MiB bricks took 200 MiB of chunks without NO_SPACE")
+			t.Fatal("160 MiB bricks took 200 MiB of chunks without NO_SPACE")
 		}
 		for j := range data {
 			data[j] = byte(i + j)
