@@ -204,12 +204,10 @@ func pjdCases() []pjdCase {
 		sRename("t/root", "t/x"), sRename("t/mine", "t/victim"), sRename("t/mine", "t/m2"))
 	add("rename_dir_needs_write", cat(myDir("a"), myDir("b"), sDir("a/d", 0o755)), sRename("a/d", "a/e"), sRename("a/e", "b/d"))
 	add("rename_noreplace", cat(myFile("f"), myFile("g")), sRename2("f", "g", unix.RENAME_NOREPLACE), sRename2("f", "h", unix.RENAME_NOREPLACE))
-	// Not here: RENAME_EXCHANGE between directories on different
-	// subvolumes fails with EOPNOTSUPP (client.Rename: "exchange across
-	// subvolumes"); an exchange between directories is in this table once
-	// that is implemented.
 	add("rename_exchange", cat(sFile("f", 0o644, "file"), myDir("d"), sFile("g", 0o600, "g")),
 		sRename2("f", "d", unix.RENAME_EXCHANGE), sRename2("d", "g", unix.RENAME_EXCHANGE), sRename2("f", "nope", unix.RENAME_EXCHANGE))
+	add("rename_exchange_dirs", cat(sFile("f", 0o644, "file"), myDir("a"), myDir("d"), sFile("a/g", 0o600, "g"), myDir("a/e")),
+		sRename2("f", "a/g", unix.RENAME_EXCHANGE), sRename2("d", "a/e", unix.RENAME_EXCHANGE), sRename2("a/g", "d", unix.RENAME_EXCHANGE))
 	add("rename_times", cat(myDir("a"), myDir("b"), myFile("a/f")), sStamp("a/f"), sStamp("a"), sStamp("b"),
 		sRename("a/f", "b/f"), sChanged("b/f"), sChanged("a"), sChanged("b"))
 	add("rename_dot", myDir("d"), sRename("d/.", "e"), sRename("d", "d/.."), sRename("d/..", "e"))
@@ -364,6 +362,9 @@ func pjdCases() []pjdCase {
 	add("cross_held_rename_over", cat(dirs, eachFile), chainSteps(func(i int) pjdStep {
 		return sHolding(fmt.Sprintf("a%d/f", i+1), oRD, "", sRename(fmt.Sprintf("a%d/f", i), fmt.Sprintf("a%d/f", i+1)))
 	})...)
+	add("cross_exchange", cat(dirs, eachFile, eachSub[:len(eachSub)/2]), append(chainSteps(func(i int) pjdStep {
+		return sRename2(fmt.Sprintf("a%d/f", i), fmt.Sprintf("a%d/f", i+1), unix.RENAME_EXCHANGE)
+	}), sRename2("a0/d", "a5/f", unix.RENAME_EXCHANGE), sRename2("a1/d", "a4/f", unix.RENAME_EXCHANGE))...)
 	add("cross_rename_hardlink_over", cat(dirs, myFile("a0/g")), append(chainSteps(func(i int) pjdStep {
 		return sLink("a0/g", fmt.Sprintf("a%d/g", i+1))
 	}), sRename("a0/g", "a5/g"), sRename("a1/g", "a2/g"), sRename("a3/g", "a4/g"))...)
