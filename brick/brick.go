@@ -75,6 +75,10 @@ type Config struct {
 	// SnapshotThreshold and TrailingLogs tune the Raft group's log
 	// compaction (raftgroup.Config); zero: its defaults. Tests lower them.
 	SnapshotThreshold, TrailingLogs uint64
+	// LogBytesBudget bounds the space the Raft log's chunk data may take
+	// (raftgroup.Config). Zero: a twentieth of the brick's file system,
+	// within [32 MiB, 1 GiB]; negative: no bound.
+	LogBytesBudget int64
 	// LockLease is how long a client's lock session keeps its locks
 	// without a renewal (see locks.go). Default DefaultLockLease (10 s).
 	LockLease time.Duration
@@ -165,6 +169,7 @@ func Start(cfg Config) (b *Brick, err error) {
 		KeepFSMOnStart:    true,
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		TrailingLogs:      cfg.TrailingLogs,
+		LogBytesBudget:    logBudget(cfg),
 	})
 	if err != nil {
 		return nil, err
@@ -314,4 +319,22 @@ func hostOf(addr string) string {
 		return ""
 	}
 	return h
+}
+
+// logBudget is cfg.LogBytesBudget, or its default for the brick's file
+// system: the log keeps chunk data until compaction, and on a small brick
+// it must not take the space writes need (a full brick must recover as
+// soon as files are removed).
+func logBudget(cfg Config) int64 {
+	switch {
+	case cfg.LogBytesBudget > 0:
+		return cfg.LogBytesBudget
+	case cfg.LogBytesBudget < 0:
+		return 0
+	}
+	u, err := DiskUsage(cfg.Path)
+	if err != nil {
+		return 1 << 30
+	}
+	return min(max(int64(u.TotalBytes/20), 32<<20), 1<<30)
 }

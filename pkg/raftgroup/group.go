@@ -75,6 +75,12 @@ type Config struct {
 	// TrailingLogs is how many entries stay in the log after a snapshot,
 	// so a briefly absent member catches up from the log. Default 10240.
 	TrailingLogs uint64
+	// LogBytesBudget bounds the disk space of the log's large entries
+	// (chunk data): beyond it, the group snapshots at once and compacts
+	// its log down to a few entries (budgetTrailingLogs), whatever
+	// TrailingLogs says. A member further behind then catches up from the snapshot.
+	// Zero: no bound (only SnapshotThreshold and TrailingLogs).
+	LogBytesBudget int64
 	// NoSync skips fsync of the log; for tests of other packages only.
 	NoSync bool
 	// KeepFSMOnStart is for FSMs that persist their own state and know
@@ -123,6 +129,50 @@ type Group struct {
 
 	mu        sync.Mutex
 	readyTerm uint64 // the term in which this leader has applied its log
+
+	stopBudget chan struct{} // ends budgetLoop
+	budgetDone chan struct{}
+}
+
+// budgetEvery is how often the log's space is checked against
+// LogBytesBudget.
+const budgetEvery = time.Second
+
+// budgetTrailingLogs is how many entries a compaction for the budget
+// keeps: a quarter of the budget's worth of 1 MiB entries, 4 to 64.
+func (g *Group) budgetTrailingLogs() uint64 {
+	return uint64(min(max(g.cfg.LogBytesBudget/(4<<20), 4), 64))
+}
+
+// budgetLoop keeps the log's blob segments within cfg.LogBytesBudget.
+func (g *Group) budgetLoop() {
+	defer close(g.budgetDone)
+	t := time.NewTicker(budgetEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stopBudget:
+			return
+		case <-t.C:
+		}
+		if used := g.store.BlobBytes(); used > g.cfg.LogBytesBudget {
+			if err := g.compactNow(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+				g.cfg.Logger.Warn("log over its space budget; snapshot failed", "bytes", used, "budget", g.cfg.LogBytesBudget, "err", err)
+			}
+		}
+	}
+}
+
+// compactNow snapshots and compacts the log to budgetTrailingLogs entries.
+func (g *Group) compactNow() error {
+	rc := g.raft.ReloadableConfig()
+	short := rc
+	short.TrailingLogs = min(rc.TrailingLogs, g.budgetTrailingLogs())
+	if err := g.raft.ReloadConfig(short); err != nil {
+		return err
+	}
+	defer func() { _ = g.raft.ReloadConfig(rc) }()
+	return g.raft.Snapshot().Error()
 }
 
 // Open starts this member. It does not bootstrap: see Bootstrap.
@@ -156,6 +206,10 @@ func Open(cfg Config) (*Group, error) {
 	scfg.Dir = filepath.Join(cfg.Dir, "log")
 	scfg.Logger = cfg.Logger
 	scfg.NoSync = cfg.NoSync
+	if cfg.LogBytesBudget > 0 {
+		// Segments go whole: a budget needs several of them.
+		scfg.SegmentBytes = min(max(cfg.LogBytesBudget/8, 1<<20), 64<<20)
+	}
 	store, err := raftstore.Open(scfg)
 	if err != nil {
 		return nil, err
@@ -192,7 +246,13 @@ func Open(cfg Config) (*Group, error) {
 		store.Close()
 		return nil, fmt.Errorf("raftgroup: %w", err)
 	}
-	return &Group{cfg: cfg, raft: r, store: store, transport: transport}, nil
+	g := &Group{cfg: cfg, raft: r, store: store, transport: transport, stopBudget: make(chan struct{}), budgetDone: make(chan struct{})}
+	if cfg.LogBytesBudget > 0 {
+		go g.budgetLoop()
+	} else {
+		close(g.budgetDone)
+	}
+	return g, nil
 }
 
 // HasState reports whether dir holds a group member's state already.
@@ -332,6 +392,8 @@ func (g *Group) Stats() map[string]string { return g.raft.Stats() }
 // Close shuts the member down, handing over leadership first if it leads
 // and other voters exist.
 func (g *Group) Close() error {
+	close(g.stopBudget)
+	<-g.budgetDone
 	if g.IsLeader() {
 		if ms, err := g.Members(); err == nil && countVoters(ms) > 1 {
 			_ = g.raft.LeadershipTransfer().Error()

@@ -33,8 +33,9 @@ import (
 const (
 	// blobThreshold is the smallest Data kept in a segment.
 	blobThreshold = 64 << 10
-	// segmentSize is the size after which writes go to a new segment.
-	segmentSize = 64 << 20
+	// defaultSegmentSize is the size after which writes go to a new
+	// segment (Config.SegmentBytes).
+	defaultSegmentSize = 64 << 20
 	// blobDirName is the segments' directory inside Config.Dir.
 	blobDirName = "blobs"
 	segSuffix   = ".seg"
@@ -44,8 +45,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // blobs is a store's set of segments.
 type blobs struct {
-	dir  string
-	sync bool
+	dir     string
+	sync    bool
+	segSize int64
 
 	mu       sync.Mutex
 	files    map[uint64]*os.File // open segments, by number
@@ -58,11 +60,14 @@ type blobs struct {
 func segName(n uint64) string { return fmt.Sprintf("%016x%s", n, segSuffix) }
 
 // openBlobs opens the segment directory dir, creating it if needed.
-func openBlobs(dir string, sync bool) (*blobs, error) {
+func openBlobs(dir string, sync bool, segSize int64) (*blobs, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	b := &blobs{dir: dir, sync: sync, files: map[uint64]*os.File{}, maxIndex: map[uint64]uint64{}, next: 1}
+	if segSize <= 0 {
+		segSize = defaultSegmentSize
+	}
+	b := &blobs{dir: dir, sync: sync, segSize: segSize, files: map[uint64]*os.File{}, maxIndex: map[uint64]uint64{}, next: 1}
 	segs, err := b.list()
 	if err != nil {
 		return nil, err
@@ -166,7 +171,7 @@ func (b *blobs) write(logs []*raft.Log) ([]*blobRef, error) {
 func (b *blobs) reserve(n int64) (*os.File, uint64, int64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.active == 0 || b.size >= segmentSize {
+	if b.active == 0 || b.size >= b.segSize {
 		seg := b.next
 		f, err := os.OpenFile(filepath.Join(b.dir, segName(seg)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
@@ -219,15 +224,19 @@ func (b *blobs) file(seg uint64) (*os.File, error) {
 	return f, nil
 }
 
-// dropBelow deletes the segments, other than the active one, whose
-// entries all lie below first (first 0: the log is empty, so all of them).
+// dropBelow deletes the segments whose entries all lie below first
+// (first 0: the log is empty, so all of them); the next write after the
+// active one goes starts a new segment. Callers serialise it with write.
 func (b *blobs) dropBelow(first uint64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var errs []error
 	for seg, hi := range b.maxIndex {
-		if seg == b.active || (first != 0 && hi >= first) {
+		if first != 0 && hi >= first {
 			continue
+		}
+		if seg == b.active {
+			b.active, b.size = 0, 0
 		}
 		if f, ok := b.files[seg]; ok {
 			f.Close()
@@ -264,4 +273,19 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// bytes returns the size of every segment on disk.
+func (b *blobs) bytes() int64 {
+	segs, err := b.list()
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, seg := range segs {
+		if fi, err := os.Stat(filepath.Join(b.dir, segName(seg))); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
 }

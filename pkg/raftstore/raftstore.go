@@ -105,6 +105,10 @@ type Config struct {
 	// Faster, but a machine crash may lose acknowledged writes, which breaks
 	// raft's guarantees. Default: false (every write is synced).
 	NoSync bool
+	// SegmentBytes is the size after which the data of large entries goes
+	// to a new blob segment; segments are dropped whole at log compaction.
+	// Default (0): 64 MiB.
+	SegmentBytes int64
 }
 
 // DefaultConfig returns a Config with every field at its default. Dir is
@@ -186,7 +190,7 @@ func Open(cfg Config) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("raftstore: open %s: load log bounds: %w", cfg.Dir, err)
 	}
-	if s.blobs, err = openBlobs(filepath.Join(cfg.Dir, blobDirName), !cfg.NoSync); err == nil {
+	if s.blobs, err = openBlobs(filepath.Join(cfg.Dir, blobDirName), !cfg.NoSync, cfg.SegmentBytes); err == nil {
 		err = s.scanBlobs()
 	}
 	if err != nil {
@@ -217,6 +221,10 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// BlobBytes is the disk space the log's blob segments take: the data of
+// its large entries, until log compaction drops them.
+func (s *Store) BlobBytes() int64 { return s.blobs.bytes() }
 
 // scanBlobs learns which segments the stored entries refer to, and
 // deletes the others.
