@@ -92,7 +92,9 @@ func (s *service) Mutate(ctx context.Context, cmd *dfspb.StoreCommand) (*dfspb.S
 			return storeFailure(err), nil
 		}
 	}
-	s.b.waitTxnEntries(ctx, cmd)
+	if err := s.b.txnMutate(ctx, cmd); err != nil {
+		return nil, err
+	}
 	cmd.NowNs = nowNs()
 	data, err := store.EncodeCommand(cmd)
 	if err != nil {

@@ -78,8 +78,8 @@ type Coordinator struct {
 	logger *slog.Logger
 
 	mu      sync.Mutex
-	running map[string]*sync.Mutex // txn id -> driver lock
-	leaders map[string]string      // first brick of a subvolume -> its leader's address
+	running map[string]*txnLock // txn id -> driver lock, while driven
+	leaders map[string]string   // first brick of a subvolume -> its leader's address
 	hook    func(point string, in *dfspb.TxnIntent) bool
 }
 
@@ -88,7 +88,7 @@ func NewCoordinator(host TxnHost, logger *slog.Logger) *Coordinator {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Coordinator{host: host, logger: logger, running: map[string]*sync.Mutex{}, leaders: map[string]string{}}
+	return &Coordinator{host: host, logger: logger, running: map[string]*txnLock{}, leaders: map[string]string{}}
 }
 
 // SetHook installs a test hook, called at "begun" (after TxnBegin),
@@ -108,17 +108,39 @@ func (c *Coordinator) stopAt(point string, in *dfspb.TxnIntent) bool {
 	return h != nil && h(point, in)
 }
 
-// lock takes the driver lock of transaction id.
+// txnLock serializes the drivers of one transaction; refs counts the
+// drivers holding or awaiting it.
+type txnLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lock takes the driver lock of transaction id and returns its release.
 func (c *Coordinator) lock(id []byte) func() {
 	c.mu.Lock()
-	m := c.running[string(id)]
-	if m == nil {
-		m = &sync.Mutex{}
-		c.running[string(id)] = m
+	l := c.running[string(id)]
+	if l == nil {
+		l = &txnLock{}
+		c.running[string(id)] = l
 	}
+	l.refs++
 	c.mu.Unlock()
-	m.Lock()
-	return m.Unlock
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		c.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(c.running, string(id))
+		}
+		c.mu.Unlock()
+	}
+}
+
+// busy reports whether transaction id is being driven.
+func (c *Coordinator) busy(id []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.running[string(id)] != nil
 }
 
 // Run begins the transaction in (a client's retry of one already begun
@@ -331,32 +353,50 @@ func (c *Coordinator) send(ctx context.Context, in *dfspb.TxnIntent, s *dfspb.Tx
 	}
 }
 
-// Recover drives every unfinished transaction of the store to its end,
-// purges DONE records older than store.OpIDTTL, and forgets step results
-// recorded here more than twice that long ago (their coordinator is long
-// done with them). It returns the first error; the rest are still tried.
+// Recover drives every unfinished transaction of the store that nobody
+// drives to its end (in parallel, so that one whose other subvolume is
+// unreachable holds up no other), purges DONE records older than
+// store.OpIDTTL, and forgets step results recorded here more than twice
+// that long ago (their coordinator is long done with them). It returns
+// the first error; the rest are still tried.
 func (c *Coordinator) Recover(ctx context.Context, nowNs int64) error {
 	txns, err := c.host.Store().Txns(ctx)
 	if err != nil {
 		return err
 	}
-	var first error
-	for _, in := range txns {
-		if in.State == dfspb.TxnState_TXN_STATE_DONE {
-			if nowNs-in.DecidedNs > int64(store.OpIDTTL) {
-				_, err = c.propose(ctx, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_TxnEnd{TxnEnd: &dfspb.TxnEndCmd{TxnId: in.TxnId, Purge: true}}})
-			}
-		} else {
-			c.logger.Info("recovering a transaction across subvolumes", "txn", fmt.Sprintf("%x", in.TxnId), "op", in.Op, "what", in.Summary, "state", in.State)
-			_, err = c.Drive(ctx, in.TxnId)
-			if errors.Is(err, store.ErrNotFound) {
-				err = nil // finished and purged meanwhile
-			}
-		}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	fail := func(id []byte, err error) {
+		mu.Lock()
+		defer mu.Unlock()
 		if err != nil && first == nil {
-			first = fmt.Errorf("transaction %x: %w", in.TxnId, err)
+			first = fmt.Errorf("transaction %x: %w", id, err)
 		}
 	}
+	for _, in := range txns {
+		switch {
+		case in.State == dfspb.TxnState_TXN_STATE_DONE:
+			if nowNs-in.DecidedNs > int64(store.OpIDTTL) {
+				_, err := c.propose(ctx, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_TxnEnd{TxnEnd: &dfspb.TxnEndCmd{TxnId: in.TxnId, Purge: true}}})
+				fail(in.TxnId, err)
+			}
+		case c.busy(in.TxnId):
+			// Its RunTxn, or an earlier pass, is at it.
+		default:
+			c.logger.Info("recovering a transaction across subvolumes", "txn", fmt.Sprintf("%x", in.TxnId), "op", in.Op, "what", in.Summary, "state", in.State)
+			wg.Go(func() {
+				_, err := c.Drive(ctx, in.TxnId)
+				if errors.Is(err, store.ErrNotFound) {
+					err = nil // finished and purged meanwhile
+				}
+				fail(in.TxnId, err)
+			})
+		}
+	}
+	wg.Wait()
 	old, err := c.host.Store().TxnStepsBefore(ctx, nowNs-2*int64(store.OpIDTTL))
 	if err != nil && first == nil {
 		first = err

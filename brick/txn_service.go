@@ -97,6 +97,19 @@ func isStoreError(err error) bool {
 // holds an entry it touches (longer than a leader election plus recovery).
 const txnEntryWait = 10 * time.Second
 
+// txnMutate is Mutate's part in transactions: the coordinator's own
+// commands (TxnBegin, TxnDecide, TxnEnd) come only from its Coordinator,
+// never from a client (RunTxn is the way in); a command that touches an
+// entry a transaction holds waits for it (waitTxnEntries).
+func (b *Brick) txnMutate(ctx context.Context, cmd *dfspb.StoreCommand) error {
+	switch cmd.GetOp().(type) {
+	case *dfspb.StoreCommand_TxnBegin, *dfspb.StoreCommand_TxnDecide, *dfspb.StoreCommand_TxnEnd:
+		return status.Errorf(codes.InvalidArgument, "%T: transactions are run with RunTxn", cmd.GetOp())
+	}
+	b.waitTxnEntries(ctx, cmd)
+	return nil
+}
+
 // waitTxnEntries makes a command that touches an entry held by a
 // transaction wait until the transaction has decided (or txnEntryWait
 // passes: the store then refuses it with STALE).

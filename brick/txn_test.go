@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -266,4 +267,63 @@ func TestTxnHeldEntryWaits(t *testing.T) {
 	if _, nw := e.names("g"); !nw {
 		t.Fatal("new name missing")
 	}
+}
+
+// TestTxnUnreachableHoldsUpNoOther: a transaction whose other subvolume
+// cannot be reached stays PREPARING (fsck shows it), and does not keep a
+// new leader from finishing the others.
+func TestTxnUnreachableHoldsUpNoOther(t *testing.T) {
+	e := newTxnEnv(t)
+	li, ac := e.a.leader()
+	// Clients cannot begin, decide or end transactions with Mutate.
+	if _, err := ac.Mutate(t.Context(), &dfspb.StoreCommand{Op: &dfspb.StoreCommand_TxnBegin{TxnBegin: &dfspb.TxnBeginCmd{Intent: e.renameIntent("g", false)}}}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("TxnBegin through Mutate: %v, want INVALID_ARGUMENT", err)
+	}
+	r, err := create(t.Context(), ac, "h")
+	if err != nil || r.Code != 0 {
+		t.Fatalf("create h: %v %v", r, err)
+	}
+	var h layout.ID
+	copy(h[:], r.Dirent.Id)
+	stuck := e.renameIntent("x", false)
+	stuck.Locks[0].Name, stuck.Locks[0].ExpectChild = "h", h[:]
+	stuck.Prepare[0].Bricks = []string{freeAddr(t, "127.0.5.9")} // nobody listens
+	stuck.Commit.GetUnlink().Name, stuck.Commit.GetUnlink().ExpectChild = "h", h[:]
+	co := e.a.bricks[li].Txns()
+	co.SetHook(func(p string, _ *dfspb.TxnIntent) bool { return p == "begun" })
+	good := e.renameIntent("g", false)
+	for _, in := range []*dfspb.TxnIntent{stuck, good} {
+		if _, err := ac.RunTxn(t.Context(), &dfspb.RunTxnRequest{Intent: in}); status.Code(err) != codes.Unavailable {
+			t.Fatalf("RunTxn: %v", err)
+		}
+	}
+	e.a.stop(li)
+	start := time.Now()
+	e.finished(good.TxnId)
+	t.Logf("the new leader finished the reachable transaction in %v", time.Since(start).Round(time.Millisecond))
+	ni, _ := e.a.leader()
+	in, err := e.a.bricks[ni].store.Txn(t.Context(), stuck.TxnId)
+	if err != nil || in.State != dfspb.TxnState_TXN_STATE_PREPARING {
+		t.Fatalf("unreachable transaction: %v %v, want PREPARING", in, err)
+	}
+	c := store.NewChecker(mustLayout(t))
+	if err := e.a.bricks[ni].store.Walk(t.Context(), 100, func(p *dfspb.WalkStoreResponse) error { c.Add(0, p); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	for _, n := range c.Result().Notes {
+		notes = append(notes, n.Kind)
+	}
+	if len(notes) != 1 || notes[0] != store.FsckTxn {
+		t.Fatalf("fsck notes %v, want one %s", notes, store.FsckTxn)
+	}
+	e.a.start(li)
+}
+
+func mustLayout(t *testing.T) *layout.Layout {
+	l, err := layout.New("vol-1", 16, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
