@@ -763,7 +763,8 @@ type FsckProblem struct {
 	// kind is one of: dangling-entry, orphan-inode, wrong-nlink,
 	// misplaced-inode, duplicate-inode, wrong-type, multiply-linked-dir,
 	// lost-entries, sealed-dir, orphan-chunk, stray-record, bad-record,
-	// open-orphan (a note).
+	// stuck-transaction, open-orphan (a note), transaction (a note: one in
+	// progress).
 	Kind          string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
 	Subvolume     uint32 `protobuf:"varint,2,opt,name=subvolume,proto3" json:"subvolume,omitempty"`
 	Id            []byte `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`     // the inode (or chunk file) concerned
