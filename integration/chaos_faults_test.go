@@ -20,11 +20,7 @@ import (
 	"github.com/dfsproject/dfs/proto/dfspb"
 )
 
-// allFaultKinds are the faults TestChaos knows. cutin is not in the
-// default set (-chaos.faults): it drops only packets addressed to the
-// server, which can still reach its peers (its outgoing connections leave
-// from 127.0.0.1). A brick leader cut that way stays leader and clients
-// cannot reach it: calls fail with EIO after the failover timeout.
+// allFaultKinds are the faults TestChaos knows (see chaos_test.go).
 var allFaultKinds = []string{"kill", "stop", "cut", "cutin", "leader", "flip", "enospc"}
 
 // nftTable is the nftables table of the cut fault; it is deleted on

@@ -16,15 +16,14 @@ package integration
 // server's address and, through a net_cls cgroup, every packet its
 // process sends), leader (kill -9 the volume manager's leader), flip
 // (bytes of a chunk file on any brick, then read back; the background
-// scrub, every 20 s here, repairs a follower's copy). Not in
-// the default set: enospc (the last subvolume's bricks on tmpfs; fill the
-// volume until writes fail with ENOSPC, then free the space; ENOSPC is an
-// expected answer at any time then, and since the Raft log keeps recent
-// chunk data, the tmpfs bricks also fill under the workload alone, which
-// makes the other faults' figures meaningless); and cutin (drop only
-// what is sent to the server: its own connections leave from 127.0.0.1,
-// so it keeps leading its peers while clients cannot reach it). The
-// run ends with a scrub of every brick, and the replicas are compared
+// scrub, every 20 s here, repairs a follower's copy), cutin (drop only
+// what is sent to one server: a one-way cut; its own connections leave
+// from its address, so they fail too, as on a machine of its own) and
+// enospc (the last subvolume's bricks on 256 MiB tmpfs; fill the volume
+// until writes fail with ENOSPC, then free the space; ENOSPC is an
+// expected answer at any time then; the Raft log's chunk data stays
+// within a twentieth of a brick, so the workload alone does not fill
+// them). All are in the default set. The run ends with a scrub of every brick, and the replicas are compared
 // entry by entry, chunk record by chunk record and byte by byte (every
 // chunk read through its checksums). The seed fixes the schedule
 // and the workload's choices; timing still differs between runs.
@@ -51,7 +50,7 @@ import (
 var (
 	chaosDuration   = flag.Duration("chaos.duration", 60*time.Second, "how long TestChaos injects faults")
 	chaosSeed       = flag.Int64("chaos.seed", 0, "seed of TestChaos's fault schedule and workload (0: random, logged)")
-	chaosFaults     = flag.String("chaos.faults", "kill,stop,cut,leader,flip", "faults TestChaos injects, comma separated, from "+strings.Join(allFaultKinds, ","))
+	chaosFaults     = flag.String("chaos.faults", "kill,stop,cut,cutin,leader,flip,enospc", "faults TestChaos injects, comma separated, from "+strings.Join(allFaultKinds, ","))
 	chaosSubvolumes = flag.Int("chaos.subvolumes", 2, "replica sets of TestChaos's volume (1 or more)")
 	chaosMounts     = flag.Int("chaos.mounts", 2, "FUSE mounts the workers use")
 	chaosWriters    = flag.Int("chaos.writers", 4, "writer goroutines")
