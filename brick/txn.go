@@ -81,7 +81,12 @@ type Coordinator struct {
 	running map[string]*txnLock // txn id -> driver lock, while driven
 	leaders map[string]string   // first brick of a subvolume -> its leader's address
 	hook    func(point string, in *dfspb.TxnIntent) bool
+	purged  time.Time // when Recover last purged old records
 }
+
+// txnPurgeEvery is how often Recover purges DONE records and forgotten
+// step records.
+const txnPurgeEvery = time.Minute
 
 // NewCoordinator returns a Coordinator of host's subvolume.
 func NewCoordinator(host TxnHost, logger *slog.Logger) *Coordinator {
@@ -355,10 +360,11 @@ func (c *Coordinator) send(ctx context.Context, in *dfspb.TxnIntent, s *dfspb.Tx
 
 // Recover drives every unfinished transaction of the store that nobody
 // drives to its end (in parallel, so that one whose other subvolume is
-// unreachable holds up no other), purges DONE records older than
-// store.OpIDTTL, and forgets step results recorded here more than twice
-// that long ago (their coordinator is long done with them). It returns
-// the first error; the rest are still tried.
+// unreachable holds up no other). At most every txnPurgeEvery it also
+// purges DONE records decided more than store.OpIDTTL ago, and the step
+// records and tombstones kept here more than twice that long (their
+// coordinator is long done with them). It returns the first error; the
+// rest are still tried.
 func (c *Coordinator) Recover(ctx context.Context, nowNs int64) error {
 	txns, err := c.host.Store().Txns(ctx)
 	if err != nil {
@@ -378,11 +384,6 @@ func (c *Coordinator) Recover(ctx context.Context, nowNs int64) error {
 	}
 	for _, in := range txns {
 		switch {
-		case in.State == dfspb.TxnState_TXN_STATE_DONE:
-			if nowNs-in.DecidedNs > int64(store.OpIDTTL) {
-				_, err := c.propose(ctx, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_TxnEnd{TxnEnd: &dfspb.TxnEndCmd{TxnId: in.TxnId, Purge: true}}})
-				fail(in.TxnId, err)
-			}
 		case c.busy(in.TxnId):
 			// Its RunTxn, or an earlier pass, is at it.
 		default:
@@ -397,6 +398,19 @@ func (c *Coordinator) Recover(ctx context.Context, nowNs int64) error {
 		}
 	}
 	wg.Wait()
+	c.mu.Lock()
+	purge := time.Since(c.purged) >= txnPurgeEvery
+	if purge {
+		c.purged = time.Now()
+	}
+	c.mu.Unlock()
+	if !purge {
+		return first
+	}
+	end := &dfspb.TxnEndCmd{Purge: true, PurgeBeforeNs: nowNs - int64(store.OpIDTTL)}
+	if _, err := c.propose(ctx, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_TxnEnd{TxnEnd: end}}); err != nil && first == nil {
+		first = err
+	}
 	old, err := c.host.Store().TxnStepsBefore(ctx, nowNs-2*int64(store.OpIDTTL))
 	if err != nil && first == nil {
 		first = err

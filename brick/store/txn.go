@@ -17,7 +17,9 @@ import (
 // brick/txn.go, which drives them). The store's part is the records:
 //
 //   - 'T' + txn id -> TxnIntent: a transaction this store coordinates,
-//     from TxnBegin until purged (TxnEnd{purge}) after it is DONE.
+//     from TxnBegin to TxnEnd;
+//   - 'D' + txn id -> TxnIntent: one that is DONE, until purged
+//     (TxnEnd{purge}), so that a client's retry gets its outcome.
 //   - 'L' + parent id + name -> txn id: an entry held by a PREPARING
 //     transaction; namespace commands touching it fail with ErrStale.
 //   - 'X' + txn id + be32 step -> be64 time, StoreResult: the recorded
@@ -25,11 +27,13 @@ import (
 //     here or elsewhere), until TxnForget.
 const (
 	prefixTxn     = 'T'
+	prefixTxnDone = 'D'
 	prefixTxnLock = 'L'
 	prefixTxnStep = 'X'
 )
 
-func txnKey(id []byte) []byte { return append([]byte{prefixTxn}, id...) }
+func txnKey(id []byte) []byte     { return append([]byte{prefixTxn}, id...) }
+func txnDoneKey(id []byte) []byte { return append([]byte{prefixTxnDone}, id...) }
 
 func txnLockKey(parent layout.ID, name string) []byte { return idNameKey(prefixTxnLock, parent, name) }
 
@@ -49,8 +53,12 @@ func checkTxnID(id []byte) error {
 	return nil
 }
 
+// getTxn reads the record of transaction id, pending or DONE.
 func getTxn(r pebble.Reader, id []byte) (*dfspb.TxnIntent, bool, error) {
 	v, ok, err := getValue(r, txnKey(id))
+	if err == nil && !ok {
+		v, ok, err = getValue(r, txnDoneKey(id))
+	}
 	if err != nil || !ok {
 		return nil, false, ioErrOrNil(err)
 	}
@@ -68,10 +76,17 @@ func ioErrOrNil(err error) error {
 	return ioErr(err)
 }
 
+// putTxn writes the record of in where its state puts it.
 func (t *txn) putTxn(in *dfspb.TxnIntent) error {
 	v, err := proto.MarshalOptions{Deterministic: true}.Marshal(in)
 	if err != nil {
 		return ioErr(err)
+	}
+	if in.State == dfspb.TxnState_TXN_STATE_DONE {
+		if err := t.b.Delete(txnKey(in.TxnId), nil); err != nil {
+			return ioErr(err)
+		}
+		return ioErrOrNil(t.b.Set(txnDoneKey(in.TxnId), v, nil))
 	}
 	return ioErrOrNil(t.b.Set(txnKey(in.TxnId), v, nil))
 }
@@ -271,6 +286,9 @@ func (t *txn) txnDecide(c *dfspb.TxnDecideCmd) (*dfspb.StoreResult, error) {
 }
 
 func (t *txn) txnEnd(c *dfspb.TxnEndCmd) (*dfspb.StoreResult, error) {
+	if c.Purge && len(c.TxnId) == 0 {
+		return t.txnPurge(c.PurgeBeforeNs)
+	}
 	if err := checkTxnID(c.TxnId); err != nil {
 		return nil, err
 	}
@@ -283,7 +301,7 @@ func (t *txn) txnEnd(c *dfspb.TxnEndCmd) (*dfspb.StoreResult, error) {
 	}
 	switch {
 	case c.Purge && in.State == dfspb.TxnState_TXN_STATE_DONE:
-		if err := t.b.Delete(txnKey(c.TxnId), nil); err != nil {
+		if err := t.b.Delete(txnDoneKey(c.TxnId), nil); err != nil {
 			return nil, ioErr(err)
 		}
 		return &dfspb.StoreResult{Txn: in}, nil
@@ -297,6 +315,32 @@ func (t *txn) txnEnd(c *dfspb.TxnEndCmd) (*dfspb.StoreResult, error) {
 		return nil, err
 	}
 	return &dfspb.StoreResult{Txn: in}, nil
+}
+
+// txnPurge deletes the DONE records decided before beforeNs.
+func (t *txn) txnPurge(beforeNs int64) (*dfspb.StoreResult, error) {
+	lo, hi := prefixBounds([]byte{prefixTxnDone})
+	it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, ioErr(err)
+	}
+	var old [][]byte
+	for ok := it.First(); ok; ok = it.Next() {
+		in := &dfspb.TxnIntent{}
+		if err := proto.Unmarshal(it.Value(), in); err == nil && in.DecidedNs >= beforeNs {
+			continue
+		}
+		old = append(old, bytes.Clone(it.Key()))
+	}
+	if err := it.Close(); err != nil {
+		return nil, ioErr(err)
+	}
+	for _, k := range old {
+		if err := t.b.Delete(k, nil); err != nil {
+			return nil, ioErr(err)
+		}
+	}
+	return &dfspb.StoreResult{Deleted: uint32(len(old))}, nil
 }
 
 func (t *txn) txnStep(c *dfspb.TxnStepCmd) (*dfspb.StoreResult, error) {
@@ -375,7 +419,8 @@ func (t *txn) txnForget(c *dfspb.TxnForgetCmd) (*dfspb.StoreResult, error) {
 
 // ---- reads -----------------------------------------------------------------
 
-// Txns returns the transactions this store coordinates, in id order.
+// Txns returns the unfinished transactions this store coordinates, in id
+// order.
 func (s *Store) Txns(ctx context.Context) ([]*dfspb.TxnIntent, error) {
 	if err := s.readLock(ctx); err != nil {
 		return nil, err
@@ -398,7 +443,8 @@ func (s *Store) Txns(ctx context.Context) ([]*dfspb.TxnIntent, error) {
 	return out, ioErrOrNil(it.Error())
 }
 
-// Txn returns the transaction id coordinated here; ErrNotFound if none.
+// Txn returns the record of transaction id coordinated here, unfinished
+// or DONE; ErrNotFound if none.
 func (s *Store) Txn(ctx context.Context, id []byte) (*dfspb.TxnIntent, error) {
 	if err := s.readLock(ctx); err != nil {
 		return nil, err

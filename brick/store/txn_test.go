@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -104,9 +105,44 @@ func TestTxnBeginDecideEnd(t *testing.T) {
 	if !r.Repeated || r.Txn.State != dfspb.TxnState_TXN_STATE_DONE || !r.Txn.Committed {
 		t.Fatalf("begin after the end: %v", r)
 	}
-	mustOK(t, h.apply(txnCmd(&dfspb.TxnEndCmd{TxnId: in.TxnId, Purge: true})))
+	// DONE records are no longer pending, but answer by id.
 	if txns, err := h.s.Txns(context.Background()); err != nil || len(txns) != 0 {
-		t.Fatalf("Txns after purge = %v, %v", txns, err)
+		t.Fatalf("Txns after the end = %v, %v; want none pending", txns, err)
+	}
+	if got := mustTxn(t, h.s, in.TxnId); got.State != dfspb.TxnState_TXN_STATE_DONE {
+		t.Fatalf("Txn after the end: %v", got)
+	}
+	mustOK(t, h.apply(txnCmd(&dfspb.TxnEndCmd{TxnId: in.TxnId, Purge: true})))
+	if _, err := h.s.Txn(context.Background(), in.TxnId); Code(err) != CodeNotFound {
+		t.Fatalf("Txn after purge: %v", err)
+	}
+}
+
+// TestTxnPurgeBefore: one command purges the DONE records decided before
+// a time, and keeps the younger ones and the pending ones.
+func TestTxnPurgeBefore(t *testing.T) {
+	h := newHarness(t).withRoot()
+	var ids [][]byte
+	for i := range 3 {
+		f := h.create(root, fmt.Sprintf("f%d", i))
+		in := renameIntent(fmt.Sprintf("f%d", i), f)
+		mustOK(t, h.apply(txnCmd(&dfspb.TxnBeginCmd{Intent: in})))
+		ids = append(ids, in.TxnId)
+		if i < 2 {
+			mustOK(t, h.apply(txnCmd(&dfspb.TxnDecideCmd{TxnId: in.TxnId, Commit: true})))
+			mustOK(t, h.apply(txnCmd(&dfspb.TxnEndCmd{TxnId: in.TxnId})))
+		}
+	}
+	first := mustTxn(t, h.s, ids[0]).DecidedNs
+	r := mustOK(t, h.apply(txnCmd(&dfspb.TxnEndCmd{Purge: true, PurgeBeforeNs: first + 1})))
+	if r.Deleted != 1 {
+		t.Fatalf("purged %d records, want 1", r.Deleted)
+	}
+	if _, err := h.s.Txn(context.Background(), ids[0]); Code(err) != CodeNotFound {
+		t.Fatalf("old DONE record: %v", err)
+	}
+	for _, id := range ids[1:] {
+		mustTxn(t, h.s, id)
 	}
 }
 

@@ -3754,12 +3754,16 @@ func (x *TxnDecideCmd) GetFailure() *StoreResult {
 	return nil
 }
 
-// TxnEndCmd marks a decided transaction DONE (its remaining steps ran), or
-// with purge deletes a DONE record.
+// TxnEndCmd marks a decided transaction DONE (its remaining steps ran):
+// its record moves from the pending ones ('T' + id) to the finished ones
+// ('D' + id), which only answer retries. With purge it deletes the DONE
+// record of txn_id, or without txn_id every DONE record decided before
+// purge_before_ns.
 type TxnEndCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TxnId         []byte                 `protobuf:"bytes,1,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
 	Purge         bool                   `protobuf:"varint,2,opt,name=purge,proto3" json:"purge,omitempty"`
+	PurgeBeforeNs int64                  `protobuf:"varint,3,opt,name=purge_before_ns,json=purgeBeforeNs,proto3" json:"purge_before_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3806,6 +3810,13 @@ func (x *TxnEndCmd) GetPurge() bool {
 		return x.Purge
 	}
 	return false
+}
+
+func (x *TxnEndCmd) GetPurgeBeforeNs() int64 {
+	if x != nil {
+		return x.PurgeBeforeNs
+	}
+	return 0
 }
 
 // TxnStepCmd applies cmd once per (txn_id, step) and records its result;
@@ -4285,10 +4296,11 @@ const file_store_proto_rawDesc = "" +
 	"\aresults\x18\x03 \x03(\v2\x13.dfs.v1.StoreResultR\aresults\x12\x1f\n" +
 	"\vfailed_step\x18\x04 \x01(\rR\n" +
 	"failedStep\x12-\n" +
-	"\afailure\x18\x05 \x01(\v2\x13.dfs.v1.StoreResultR\afailure\"8\n" +
+	"\afailure\x18\x05 \x01(\v2\x13.dfs.v1.StoreResultR\afailure\"`\n" +
 	"\tTxnEndCmd\x12\x15\n" +
 	"\x06txn_id\x18\x01 \x01(\fR\x05txnId\x12\x14\n" +
-	"\x05purge\x18\x02 \x01(\bR\x05purge\"_\n" +
+	"\x05purge\x18\x02 \x01(\bR\x05purge\x12&\n" +
+	"\x0fpurge_before_ns\x18\x03 \x01(\x03R\rpurgeBeforeNs\"_\n" +
 	"\n" +
 	"TxnStepCmd\x12\x15\n" +
 	"\x06txn_id\x18\x01 \x01(\fR\x05txnId\x12\x12\n" +
