@@ -55,6 +55,10 @@
 //	'O' + id + be64(time) + op id -> empty (op ids by age, for expiry)
 //	'k' + id                      -> LockTable: flock and POSIX locks (locks.go)
 //	's' + session + id            -> empty (the inodes where a lock session holds locks)
+//	'T' + txn id                  -> TxnIntent: a transaction coordinated here, unfinished (txn.go)
+//	'D' + txn id                  -> TxnIntent: one that is DONE, kept for retries
+//	'L' + parent id + name        -> txn id: an entry a transaction holds
+//	'X' + txn id + be32(step)     -> be64 time, StoreResult: a step applied for a transaction
 //	"mapplied"                    -> be64 last applied Raft index
 //	"mcounts"                     -> be64 inodes, chunks, chunk bytes (Statfs)
 //	"mformat"                     -> be64 chunk size, block size, inline max
