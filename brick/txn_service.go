@@ -1,6 +1,7 @@
 package brick
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,11 @@ func (s *service) RunTxn(ctx context.Context, req *dfspb.RunTxnRequest) (*dfspb.
 	}
 	if err := s.ready(ctx); err != nil {
 		return nil, err
+	}
+	// Entries another transaction holds: wait for it to decide, as
+	// other commands do.
+	for _, l := range in.Locks {
+		s.b.waitTxnEntries(ctx, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Unlink{Unlink: &dfspb.UnlinkCmd{Parent: l.Parent, Name: l.Name}}}, in.TxnId)
 	}
 	// Once begun, the transaction is driven to its end whatever the
 	// client does (a FUSE interrupt cancels its context).
@@ -106,18 +112,18 @@ func (b *Brick) txnMutate(ctx context.Context, cmd *dfspb.StoreCommand) error {
 	case *dfspb.StoreCommand_TxnBegin, *dfspb.StoreCommand_TxnDecide, *dfspb.StoreCommand_TxnEnd:
 		return status.Errorf(codes.InvalidArgument, "%T: transactions are run with RunTxn", cmd.GetOp())
 	}
-	b.waitTxnEntries(ctx, cmd)
+	b.waitTxnEntries(ctx, cmd, nil)
 	return nil
 }
 
 // waitTxnEntries makes a command that touches an entry held by a
-// transaction wait until the transaction has decided (or txnEntryWait
-// passes: the store then refuses it with STALE).
-func (b *Brick) waitTxnEntries(ctx context.Context, cmd *dfspb.StoreCommand) {
+// transaction other than self wait until that transaction has decided
+// (or txnEntryWait passes: the store then refuses it with STALE).
+func (b *Brick) waitTxnEntries(ctx context.Context, cmd *dfspb.StoreCommand, self []byte) {
 	deadline := time.Now().Add(txnEntryWait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		holder, err := b.store.TxnHolder(ctx, cmd)
-		if err != nil || holder == nil {
+		if err != nil || holder == nil || bytes.Equal(holder, self) {
 			return
 		}
 		select {

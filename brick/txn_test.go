@@ -327,3 +327,36 @@ func mustLayout(t *testing.T) *layout.Layout {
 	}
 	return l
 }
+
+// TestTxnWaitsForAnother: a transaction on an entry another one holds
+// waits for its decision, then sees the entry as it left it.
+func TestTxnWaitsForAnother(t *testing.T) {
+	e := newTxnEnv(t)
+	li, ac := e.a.leader()
+	co := e.a.bricks[li].Txns()
+	co.SetHook(func(p string, _ *dfspb.TxnIntent) bool { return p == "begun" })
+	first := e.renameIntent("g", false)
+	if _, err := ac.RunTxn(t.Context(), &dfspb.RunTxnRequest{Intent: first}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("RunTxn: %v", err)
+	}
+	co.SetHook(nil)
+	done := make(chan *dfspb.RunTxnResponse, 1)
+	go func() {
+		r, _ := ac.RunTxn(context.Background(), &dfspb.RunTxnRequest{Intent: e.renameIntent("h", false)})
+		done <- r
+	}()
+	// The client's retry of the first one does not wait for itself.
+	resp, err := ac.RunTxn(t.Context(), &dfspb.RunTxnRequest{Intent: first})
+	if err != nil || !resp.Intent.GetCommitted() {
+		t.Fatalf("retry of the first: %v %v", resp, err)
+	}
+	if r := <-done; r.GetCode() != dfspb.StoreErrorCode_STORE_ERROR_CODE_NOT_FOUND {
+		t.Fatalf("second transaction on the moved name: %v, want NOT_FOUND", r)
+	}
+	if old, nw := e.names("g"); old || !nw {
+		t.Fatalf("old name %v, new name %v", old, nw)
+	}
+	if _, nh := e.names("h"); nh {
+		t.Fatal("second rename happened too")
+	}
+}
