@@ -10,6 +10,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dfsproject/dfs/pkg/client"
 	"github.com/dfsproject/dfs/pkg/layout"
@@ -25,8 +26,9 @@ type node struct {
 	// with the node (targets never change).
 	target string
 	// told is the size and mtime last handed to the kernel for this inode
-	// (see Open: close-to-open consistency).
+	// (see Open: close-to-open consistency); last is those attributes.
 	told atomic.Pointer[stamp]
+	last atomic.Pointer[dfspb.Attr]
 	// alive is when this inode was last known to exist (unix ns; see
 	// nameErrno).
 	alive atomic.Int64
@@ -76,6 +78,7 @@ type stamp struct {
 // tell records a as handed to the kernel.
 func (n *node) tell(a *dfspb.Attr) {
 	n.told.Store(&stamp{size: a.Size, mtimeNs: a.MtimeNs})
+	n.last.Store(a)
 }
 
 // revalidate makes the kernel drop its cached attributes of n when a,
@@ -161,12 +164,21 @@ func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*
 	return n.newChild(ctx, cn, attr, out), 0
 }
 
-// Getattr reads attributes (with this client's unflushed writes).
-func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *gofuse.AttrOut) syscall.Errno {
+// Getattr reads attributes (with this client's unflushed writes). fstat(2)
+// of a descriptor whose inode is gone (a directory removed or renamed
+// over while open) answers its last attributes with no links, as a local
+// file system does.
+func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *gofuse.AttrOut) syscall.Errno {
 	rctx, done := n.fsys.interruptible(ctx)
 	defer done()
 	a, err := n.fsys.vol.GetAttr(rctx, n.cn)
 	if err != nil {
+		if last := n.last.Load(); fh != nil && last != nil && errors.Is(err, client.ErrNotFound) {
+			gone := proto.Clone(last).(*dfspb.Attr)
+			gone.Nlink = 0
+			fillAttr(gone, &out.Attr)
+			return 0
+		}
 		return inodeErrno(err)
 	}
 	fillAttr(a, &out.Attr)
