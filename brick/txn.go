@@ -1,6 +1,7 @@
 package brick
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -186,10 +187,11 @@ func (c *Coordinator) Drive(ctx context.Context, id []byte) (*dfspb.TxnIntent, e
 	if in.State == dfspb.TxnState_TXN_STATE_DONE {
 		return in, nil
 	}
-	if err := c.finish(ctx, in); err != nil {
+	after, err := c.finish(ctx, in)
+	if err != nil {
 		return nil, err
 	}
-	res, err := c.propose(ctx, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_TxnEnd{TxnEnd: &dfspb.TxnEndCmd{TxnId: id}}})
+	res, err := c.propose(ctx, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_TxnEnd{TxnEnd: &dfspb.TxnEndCmd{TxnId: id, AfterResults: after}}})
 	if err != nil {
 		return nil, err
 	}
@@ -240,17 +242,21 @@ func stepOK(s *dfspb.TxnStep, res *dfspb.StoreResult) bool {
 		(s.NotFoundOk && res.Code == dfspb.StoreErrorCode_STORE_ERROR_CODE_NOT_FOUND)
 }
 
-// finish runs the after-commit steps of a committed transaction, or the
-// undo of the prepare steps that succeeded of an aborted one, then makes
-// every subvolume involved forget the recorded step results. A step that
-// answers an error code is logged and passed (the steps are idempotent
-// repairs; repeating one would answer the same); a transport failure
-// stops here, to be retried.
-func (c *Coordinator) finish(ctx context.Context, in *dfspb.TxnIntent) error {
+// finish runs the after-commit steps of a committed transaction (and
+// returns their results), or the undo of the prepare steps that succeeded
+// of an aborted one, then makes every subvolume involved forget the
+// recorded step results. A step that answers an error code is logged and
+// passed (the steps are idempotent repairs; repeating one would answer
+// the same); a transport failure stops here, to be retried.
+func (c *Coordinator) finish(ctx context.Context, in *dfspb.TxnIntent) ([]*dfspb.StoreResult, error) {
+	var after []*dfspb.StoreResult
 	run := func(n uint32, s *dfspb.TxnStep, cmd *dfspb.StoreCommand) error {
 		res, err := c.step(ctx, in, n, s, cmd)
 		if err != nil {
 			return err
+		}
+		if n >= stepAfterCommit && n < stepUndo {
+			after = append(after, res)
 		}
 		switch {
 		case res.Code == dfspb.StoreErrorCode_STORE_ERROR_CODE_STALE && in.State != dfspb.TxnState_TXN_STATE_PREPARING:
@@ -264,8 +270,12 @@ func (c *Coordinator) finish(ctx context.Context, in *dfspb.TxnIntent) error {
 	}
 	if in.Committed {
 		for i, s := range in.AfterCommit {
+			if len(s.OnlyIfRemoved) > 0 && !removedElsewhere(in, s.OnlyIfRemoved) {
+				after = append(after, &dfspb.StoreResult{})
+				continue
+			}
 			if err := run(stepAfterCommit+uint32(i), s, s.Cmd); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	} else {
@@ -275,7 +285,7 @@ func (c *Coordinator) finish(ctx context.Context, in *dfspb.TxnIntent) error {
 				continue
 			}
 			if err := run(stepUndo+uint32(k), s, s.Undo); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
@@ -287,10 +297,21 @@ func (c *Coordinator) finish(ctx context.Context, in *dfspb.TxnIntent) error {
 		seen[s.Subvolume] = true
 		forget := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_TxnForget{TxnForget: &dfspb.TxnForgetCmd{TxnId: in.TxnId}}}
 		if _, err := c.send(ctx, in, s, forget); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return after, nil
+}
+
+// removedElsewhere reports whether a prepare step of in removed an entry
+// of inode id whose record lives on another subvolume.
+func removedElsewhere(in *dfspb.TxnIntent, id []byte) bool {
+	for _, r := range in.Results {
+		if rm := r.GetRemoved(); rm != nil && !rm.Local && bytes.Equal(rm.Id, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // step runs cmd as step n of transaction in on s's subvolume.

@@ -310,7 +310,7 @@ func (t *txn) txnEnd(c *dfspb.TxnEndCmd) (*dfspb.StoreResult, error) {
 	case in.State == dfspb.TxnState_TXN_STATE_DONE:
 		return &dfspb.StoreResult{Txn: in, Repeated: true}, nil
 	}
-	in.State = dfspb.TxnState_TXN_STATE_DONE
+	in.State, in.AfterResults = dfspb.TxnState_TXN_STATE_DONE, c.AfterResults
 	if err := t.putTxn(in); err != nil {
 		return nil, err
 	}

@@ -37,7 +37,9 @@
 // Rename: coordinated by the source's subvolume; a directory target whose
 // inode is on a third subvolume is sealed there first; Link under the new
 // name (replacing the target atomically), then Unlink{keep_inode} of the
-// old name (the inode never moves). Link: coordinated by the new name's
+// old name (the inode never moves); a replaced file whose inode lives
+// elsewhere loses its link there in the transaction, and the client
+// deletes its chunks (or keeps it open) from the result. Link: coordinated by the new name's
 // subvolume; AdjustLink{+1} on the inode's, then Link. Rmdir: coordinated
 // by the parent's; SealDir on the directory's own subvolume (ErrNotEmpty
 // aborts), Unlink, DropInode. RenameExchange: coordinated by the source's

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -145,6 +146,7 @@ func (v *Volume) renameAcross(ctx context.Context, oldDir Node, oldName string, 
 			Parent: oldDir.ID[:], Name: oldName, ExpectDir: src.IsDir(), KeepInode: true, ExpectChild: src.ID[:],
 		}}},
 	}
+	dropStep := -1 // the after-commit step dropping a replaced file's link, if planned
 	if flags&RenameNoReplace == 0 {
 		tgt, _, err := v.lookupEntry(ctx, newDir, newName)
 		switch {
@@ -167,6 +169,17 @@ func (v *Volume) renameAcross(ctx context.Context, oldDir Node, oldName string, 
 			in.AfterCommit = append(in.AfterCommit, v.txnStep(subT, true,
 				&dfspb.StoreCommand{Op: &dfspb.StoreCommand_DropInode{DropInode: &dfspb.DropInodeCmd{Id: tgt.ID[:]}}}, nil))
 			link.TargetSealed = true
+		case !tgt.IsDir() && v.subOfDir(tgt.Locator) != subB:
+			// A file whose record lives on another subvolume than the
+			// entry it loses: its link count drops there, in the
+			// transaction, if the Link did replace it.
+			op := layout.NewID()
+			drop := v.txnStep(v.subOfDir(tgt.Locator), true, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_AdjustLink{AdjustLink: &dfspb.AdjustLinkCmd{
+				Id: tgt.ID[:], Delta: -1, OpId: op[:], KeepOpen: all || v.isOpen(tgt.ID),
+			}}}, nil)
+			drop.OnlyIfRemoved = tgt.ID[:]
+			in.AfterCommit = append(in.AfterCommit, drop)
+			dropStep = len(in.AfterCommit) - 1
 		}
 	}
 	in.Prepare = append(in.Prepare, v.txnStep(subB, false, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Link{Link: link}}, nil))
@@ -174,9 +187,25 @@ func (v *Volume) renameAcross(ctx context.Context, oldDir Node, oldName string, 
 	if err != nil {
 		return err
 	}
-	if rs := out.GetResults(); len(rs) > 0 {
-		v.finishRemoved(context.WithoutCancel(ctx), rs[len(rs)-1].GetRemoved())
+	rs := out.GetResults()
+	if len(rs) == 0 {
+		return nil
 	}
+	rm := rs[len(rs)-1].GetRemoved()
+	if after := out.GetAfterResults(); dropStep >= 0 && dropStep < len(after) && rm != nil && !rm.Local && bytes.Equal(rm.Id, in.AfterCommit[dropStep].OnlyIfRemoved) {
+		// The transaction dropped the link: finish from its answer
+		// (chunks, an orphan kept open), if it has one.
+		res := after[dropStep]
+		if res.GetCode() != dfspb.StoreErrorCode_STORE_ERROR_CODE_OK {
+			return nil // dropped by an earlier driver whose answer is lost; fsck finds chunks left
+		}
+		loc := rm.Locator
+		if rm = res.GetRemoved(); rm == nil {
+			return nil // links remain
+		}
+		rm.Locator = loc // AdjustLink does not say
+	}
+	v.finishRemoved(context.WithoutCancel(ctx), rm)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bytes"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -191,5 +192,60 @@ func TestTxnAborts(t *testing.T) {
 	wantErr(t, "rename noreplace", e.v.Rename(e.ctx, a, "f", b, "taken", client.RenameNoReplace), client.ErrExists)
 	if _, _, err := e.v.Lookup(e.ctx, a, "f"); err != nil {
 		t.Fatalf("source gone after an aborted rename: %v", err)
+	}
+}
+
+// TestTxnRenameOverFileFromElsewhere: a rename across subvolumes replaces
+// a file whose inode lives on another subvolume than the entry (it was
+// renamed there itself); the transaction drops its link there, and the
+// client deletes its chunks. A coordinator that stops after the decision
+// finishes it on the retry; one that a new leader recovers leaves only
+// chunks (fsck's orphan chunks), never a wrong link count.
+func TestTxnRenameOverFileFromElsewhere(t *testing.T) {
+	e := newEnv(t, clienttest.Options{})
+	a, b := pairAcross(e)
+	big := bytes.Repeat([]byte("t"), 2<<20)
+	for _, stop := range []string{"", "decided"} {
+		t.Run("stop="+stop, func(t *testing.T) {
+			tgt := e.writeFile(e.v, a, "tgt", big)
+			mustOK(t, "move the target", e.v.Rename(e.ctx, a, "tgt", b, "target", 0))
+			f := e.writeFile(e.v, a, "f", []byte("new"))
+			co := e.c.Subvolumes[e.subOf(a.ID)].Txns()
+			var fired atomic.Bool
+			co.SetHook(func(p string, _ *dfspb.TxnIntent) bool { return p == stop && fired.CompareAndSwap(false, true) })
+			defer co.SetHook(nil)
+			mustOK(t, "rename over it", e.v.Rename(e.ctx, a, "f", b, "target", 0))
+			if stop != "" && !fired.Load() {
+				t.Fatal("hook never fired")
+			}
+			n, _, err := e.v.Lookup(e.ctx, b, "target")
+			mustOK(t, "lookup", err)
+			if n.ID != f.ID || e.nlink(n) != 1 {
+				t.Fatalf("target is %v (nlink %d), want the renamed file", n.ID, e.nlink(n))
+			}
+			if !e.inodeGone(tgt) {
+				t.Fatalf("replaced file's inode left (nlink %d)", e.nlink(tgt))
+			}
+			if c := e.chunks(); c != 0 {
+				t.Fatalf("%d chunks left of the replaced file", c)
+			}
+			mustOK(t, "cleanup", e.v.Unlink(e.ctx, b, "target"))
+		})
+	}
+	// Recovered by a new leader after the client gave up: the link count
+	// is exact (the replaced file is gone), its chunks are fsck's.
+	tgt := e.writeFile(e.v, a, "tgt", []byte("small"))
+	mustOK(t, "move the target", e.v.Rename(e.ctx, a, "tgt", b, "target", 0))
+	e.writeFile(e.v, a, "f", []byte("new"))
+	impatient := e.open(func(c *client.Config) { c.FailoverTimeout = 300 * time.Millisecond })
+	co := e.c.Subvolumes[e.subOf(a.ID)].Txns()
+	co.SetHook(func(p string, _ *dfspb.TxnIntent) bool { return p == "prepared" })
+	if err := impatient.Rename(e.ctx, a, "f", b, "target", 0); err == nil {
+		t.Fatal("rename succeeded with its coordinator stuck")
+	}
+	co.SetHook(nil)
+	mustOK(t, "recover", co.Recover(e.ctx, time.Now().UnixNano()))
+	if !e.inodeGone(tgt) {
+		t.Fatalf("replaced file's inode left after recovery (nlink %d)", e.nlink(tgt))
 	}
 }

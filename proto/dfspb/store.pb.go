@@ -3384,7 +3384,12 @@ type TxnStep struct {
 	// succeeded.
 	Undo *StoreCommand `protobuf:"bytes,4,opt,name=undo,proto3" json:"undo,omitempty"`
 	// not_found_ok makes a NOT_FOUND answer count as success.
-	NotFoundOk    bool `protobuf:"varint,5,opt,name=not_found_ok,json=notFoundOk,proto3" json:"not_found_ok,omitempty"`
+	NotFoundOk bool `protobuf:"varint,5,opt,name=not_found_ok,json=notFoundOk,proto3" json:"not_found_ok,omitempty"`
+	// only_if_removed makes an after-commit step run only if a prepare
+	// step's result removed an entry of this inode, whose record lives
+	// elsewhere (RemovedInode.local false): the link drop of a file a
+	// replacing rename removed, on the file's own subvolume.
+	OnlyIfRemoved []byte `protobuf:"bytes,6,opt,name=only_if_removed,json=onlyIfRemoved,proto3" json:"only_if_removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3454,6 +3459,13 @@ func (x *TxnStep) GetNotFoundOk() bool {
 	return false
 }
 
+func (x *TxnStep) GetOnlyIfRemoved() []byte {
+	if x != nil {
+		return x.OnlyIfRemoved
+	}
+	return nil
+}
+
 // TxnIntent is a transaction's record in the coordinator's store.
 type TxnIntent struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -3474,12 +3486,15 @@ type TxnIntent struct {
 	// Set by TxnDecide: the prepare steps' results, the commit's result,
 	// and for an abort the step that failed (len(prepare) when the commit
 	// failed) and its result.
-	Results       []*StoreResult `protobuf:"bytes,11,rep,name=results,proto3" json:"results,omitempty"`
-	CommitResult  *StoreResult   `protobuf:"bytes,12,opt,name=commit_result,json=commitResult,proto3" json:"commit_result,omitempty"`
-	FailedStep    uint32         `protobuf:"varint,13,opt,name=failed_step,json=failedStep,proto3" json:"failed_step,omitempty"`
-	Failure       *StoreResult   `protobuf:"bytes,14,opt,name=failure,proto3" json:"failure,omitempty"`
-	Committed     bool           `protobuf:"varint,15,opt,name=committed,proto3" json:"committed,omitempty"` // the outcome, once decided
-	DecidedNs     int64          `protobuf:"varint,16,opt,name=decided_ns,json=decidedNs,proto3" json:"decided_ns,omitempty"`
+	Results      []*StoreResult `protobuf:"bytes,11,rep,name=results,proto3" json:"results,omitempty"`
+	CommitResult *StoreResult   `protobuf:"bytes,12,opt,name=commit_result,json=commitResult,proto3" json:"commit_result,omitempty"`
+	FailedStep   uint32         `protobuf:"varint,13,opt,name=failed_step,json=failedStep,proto3" json:"failed_step,omitempty"`
+	Failure      *StoreResult   `protobuf:"bytes,14,opt,name=failure,proto3" json:"failure,omitempty"`
+	Committed    bool           `protobuf:"varint,15,opt,name=committed,proto3" json:"committed,omitempty"` // the outcome, once decided
+	DecidedNs    int64          `protobuf:"varint,16,opt,name=decided_ns,json=decidedNs,proto3" json:"decided_ns,omitempty"`
+	// after_results: set by TxnEnd, the after-commit steps' results (an
+	// empty result for a step that did not run).
+	AfterResults  []*StoreResult `protobuf:"bytes,17,rep,name=after_results,json=afterResults,proto3" json:"after_results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3626,6 +3641,13 @@ func (x *TxnIntent) GetDecidedNs() int64 {
 	return 0
 }
 
+func (x *TxnIntent) GetAfterResults() []*StoreResult {
+	if x != nil {
+		return x.AfterResults
+	}
+	return nil
+}
+
 // TxnBeginCmd records a new intent in the coordinator's store, taking its
 // entry locks; a repeat with the same txn id answers the existing record
 // (repeated=true). EXISTS / NOT_FOUND / IS_DIR / NOT_DIR when a lock's
@@ -3764,6 +3786,7 @@ type TxnEndCmd struct {
 	TxnId         []byte                 `protobuf:"bytes,1,opt,name=txn_id,json=txnId,proto3" json:"txn_id,omitempty"`
 	Purge         bool                   `protobuf:"varint,2,opt,name=purge,proto3" json:"purge,omitempty"`
 	PurgeBeforeNs int64                  `protobuf:"varint,3,opt,name=purge_before_ns,json=purgeBeforeNs,proto3" json:"purge_before_ns,omitempty"`
+	AfterResults  []*StoreResult         `protobuf:"bytes,4,rep,name=after_results,json=afterResults,proto3" json:"after_results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3817,6 +3840,13 @@ func (x *TxnEndCmd) GetPurgeBeforeNs() int64 {
 		return x.PurgeBeforeNs
 	}
 	return 0
+}
+
+func (x *TxnEndCmd) GetAfterResults() []*StoreResult {
+	if x != nil {
+		return x.AfterResults
+	}
+	return nil
 }
 
 // TxnStepCmd applies cmd once per (txn_id, step) and records its result;
@@ -4259,14 +4289,15 @@ const file_store_proto_rawDesc = "" +
 	"\fexpect_child\x18\x03 \x01(\fR\vexpectChild\x12#\n" +
 	"\rexpect_absent\x18\x04 \x01(\bR\fexpectAbsent\x12\x1d\n" +
 	"\n" +
-	"expect_dir\x18\x05 \x01(\bR\texpectDir\"\xb3\x01\n" +
+	"expect_dir\x18\x05 \x01(\bR\texpectDir\"\xdb\x01\n" +
 	"\aTxnStep\x12\x1c\n" +
 	"\tsubvolume\x18\x01 \x01(\rR\tsubvolume\x12\x16\n" +
 	"\x06bricks\x18\x02 \x03(\tR\x06bricks\x12&\n" +
 	"\x03cmd\x18\x03 \x01(\v2\x14.dfs.v1.StoreCommandR\x03cmd\x12(\n" +
 	"\x04undo\x18\x04 \x01(\v2\x14.dfs.v1.StoreCommandR\x04undo\x12 \n" +
 	"\fnot_found_ok\x18\x05 \x01(\bR\n" +
-	"notFoundOk\"\xef\x04\n" +
+	"notFoundOk\x12&\n" +
+	"\x0fonly_if_removed\x18\x06 \x01(\fR\ronlyIfRemoved\"\xa9\x05\n" +
 	"\tTxnIntent\x12\x15\n" +
 	"\x06txn_id\x18\x01 \x01(\fR\x05txnId\x12\x1d\n" +
 	"\x02op\x18\x02 \x01(\x0e2\r.dfs.v1.TxnOpR\x02op\x12&\n" +
@@ -4287,7 +4318,8 @@ const file_store_proto_rawDesc = "" +
 	"\afailure\x18\x0e \x01(\v2\x13.dfs.v1.StoreResultR\afailure\x12\x1c\n" +
 	"\tcommitted\x18\x0f \x01(\bR\tcommitted\x12\x1d\n" +
 	"\n" +
-	"decided_ns\x18\x10 \x01(\x03R\tdecidedNs\"8\n" +
+	"decided_ns\x18\x10 \x01(\x03R\tdecidedNs\x128\n" +
+	"\rafter_results\x18\x11 \x03(\v2\x13.dfs.v1.StoreResultR\fafterResults\"8\n" +
 	"\vTxnBeginCmd\x12)\n" +
 	"\x06intent\x18\x01 \x01(\v2\x11.dfs.v1.TxnIntentR\x06intent\"\xbc\x01\n" +
 	"\fTxnDecideCmd\x12\x15\n" +
@@ -4296,11 +4328,12 @@ const file_store_proto_rawDesc = "" +
 	"\aresults\x18\x03 \x03(\v2\x13.dfs.v1.StoreResultR\aresults\x12\x1f\n" +
 	"\vfailed_step\x18\x04 \x01(\rR\n" +
 	"failedStep\x12-\n" +
-	"\afailure\x18\x05 \x01(\v2\x13.dfs.v1.StoreResultR\afailure\"`\n" +
+	"\afailure\x18\x05 \x01(\v2\x13.dfs.v1.StoreResultR\afailure\"\x9a\x01\n" +
 	"\tTxnEndCmd\x12\x15\n" +
 	"\x06txn_id\x18\x01 \x01(\fR\x05txnId\x12\x14\n" +
 	"\x05purge\x18\x02 \x01(\bR\x05purge\x12&\n" +
-	"\x0fpurge_before_ns\x18\x03 \x01(\x03R\rpurgeBeforeNs\"_\n" +
+	"\x0fpurge_before_ns\x18\x03 \x01(\x03R\rpurgeBeforeNs\x128\n" +
+	"\rafter_results\x18\x04 \x03(\v2\x13.dfs.v1.StoreResultR\fafterResults\"_\n" +
 	"\n" +
 	"TxnStepCmd\x12\x15\n" +
 	"\x06txn_id\x18\x01 \x01(\fR\x05txnId\x12\x12\n" +
@@ -4500,16 +4533,18 @@ var file_store_proto_depIdxs = []int32{
 	36, // 55: dfs.v1.TxnIntent.results:type_name -> dfs.v1.StoreResult
 	36, // 56: dfs.v1.TxnIntent.commit_result:type_name -> dfs.v1.StoreResult
 	36, // 57: dfs.v1.TxnIntent.failure:type_name -> dfs.v1.StoreResult
-	39, // 58: dfs.v1.TxnBeginCmd.intent:type_name -> dfs.v1.TxnIntent
-	36, // 59: dfs.v1.TxnDecideCmd.results:type_name -> dfs.v1.StoreResult
-	36, // 60: dfs.v1.TxnDecideCmd.failure:type_name -> dfs.v1.StoreResult
-	12, // 61: dfs.v1.TxnStepCmd.cmd:type_name -> dfs.v1.StoreCommand
-	0,  // 62: dfs.v1.SwapEntryCmd.child_type:type_name -> dfs.v1.FileType
-	63, // [63:63] is the sub-list for method output_type
-	63, // [63:63] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	36, // 58: dfs.v1.TxnIntent.after_results:type_name -> dfs.v1.StoreResult
+	39, // 59: dfs.v1.TxnBeginCmd.intent:type_name -> dfs.v1.TxnIntent
+	36, // 60: dfs.v1.TxnDecideCmd.results:type_name -> dfs.v1.StoreResult
+	36, // 61: dfs.v1.TxnDecideCmd.failure:type_name -> dfs.v1.StoreResult
+	36, // 62: dfs.v1.TxnEndCmd.after_results:type_name -> dfs.v1.StoreResult
+	12, // 63: dfs.v1.TxnStepCmd.cmd:type_name -> dfs.v1.StoreCommand
+	0,  // 64: dfs.v1.SwapEntryCmd.child_type:type_name -> dfs.v1.FileType
+	65, // [65:65] is the sub-list for method output_type
+	65, // [65:65] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_init() }
