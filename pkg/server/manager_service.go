@@ -126,7 +126,7 @@ func (m *managerService) GetLayout(ctx context.Context, req *dfspb.GetLayoutRequ
 	st := m.s.mgr.LocalState()
 	v, ok := st.Volumes[req.Volume]
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "volume %s does not exist", req.Volume)
+		return nil, m.notFound(ctx, req.Volume)
 	}
 	if v.State != volume.Started {
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is not started; start it with 'dfs volume start %s'", req.Volume, req.Volume)
@@ -145,7 +145,19 @@ func (m *managerService) WatchLayout(req *dfspb.GetLayoutRequest, stream dfspb.M
 		st := m.s.mgr.LocalState()
 		v, ok := st.Volumes[req.Volume]
 		if !ok {
-			return status.Errorf(codes.NotFound, "volume %s does not exist", req.Volume)
+			if err := m.notFound(stream.Context(), req.Volume); status.Code(err) != codes.Unavailable {
+				return err
+			}
+			// Not known here yet (a server that restarted replays the
+			// pool's log): wait for the state to change.
+			select {
+			case <-stream.Context().Done():
+				return stream.Context().Err()
+			case <-m.s.stop:
+				return status.Error(codes.Unavailable, "server shutting down")
+			case <-changed:
+			}
+			continue
 		}
 		if v.Version > sent {
 			if err := stream.Send(layoutToProto(st, v)); err != nil {
@@ -161,6 +173,24 @@ func (m *managerService) WatchLayout(req *dfspb.GetLayoutRequest, stream dfspb.M
 		case <-changed:
 		}
 	}
+}
+
+// notFound is the answer for a volume this server's state does not hold:
+// NotFound once the manager leader confirms it does not exist, Unavailable
+// when the leader knows it (this server lags: it restarted and has not
+// replayed the pool's log yet, and a client told NotFound would take the
+// volume for deleted) or cannot be asked.
+func (m *managerService) notFound(ctx context.Context, name string) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := m.VolumeInfo(cctx, &dfspb.VolumeInfoRequest{Name: name})
+	switch status.Code(err) {
+	case codes.NotFound:
+		return status.Errorf(codes.NotFound, "volume %s does not exist", name)
+	case codes.OK:
+		return status.Errorf(codes.Unavailable, "volume %s: this server's state is behind the pool's; try another server or again", name)
+	}
+	return status.Errorf(codes.Unavailable, "volume %s: not in this server's state, and the manager leader cannot confirm it: %v", name, err)
 }
 
 // normalizeAddress adds the default port to a bare host.
