@@ -75,6 +75,10 @@ func (r *chaosRun) verify() *verifyResult {
 	unmount(t, mnt)
 
 	bricks := r.bricks()
+	// Leaders also propose on their own (lock lease expiry, the purge of
+	// finished transactions once a minute): let the followers apply those
+	// too, so that the stores compared after the stop are at one index.
+	r.awaitReplicasCaughtUp(time.Minute)
 	must(t, r.c.servers[0].addr, "volume", "stop", r.vol, "--yes")
 	awaitBricks(t, r.c.servers[0].addr, r.vol, 30*time.Second, nil)
 	var notes []string
