@@ -429,8 +429,17 @@ func (c *Coordinator) Recover(ctx context.Context, nowNs int64) error {
 		return first
 	}
 	end := &dfspb.TxnEndCmd{Purge: true, PurgeBeforeNs: nowNs - int64(store.OpIDTTL)}
-	if _, err := c.propose(ctx, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_TxnEnd{TxnEnd: end}}); err != nil && first == nil {
-		first = err
+	// Propose only when there is something to purge: a leader that wrote
+	// to the log on every election would keep replicas of a set that is
+	// being stopped at different indexes.
+	if due, err := c.host.Store().TxnDoneBefore(ctx, end.PurgeBeforeNs); err != nil {
+		if first == nil {
+			first = err
+		}
+	} else if due {
+		if _, err := c.propose(ctx, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_TxnEnd{TxnEnd: end}}); err != nil && first == nil {
+			first = err
+		}
 	}
 	old, err := c.host.Store().TxnStepsBefore(ctx, nowNs-2*int64(store.OpIDTTL))
 	if err != nil && first == nil {

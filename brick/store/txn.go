@@ -500,6 +500,29 @@ func (s *Store) TxnStepsBefore(ctx context.Context, cutoffNs int64) ([][]byte, e
 	return out, ioErrOrNil(it.Error())
 }
 
+// TxnDoneBefore reports whether a DONE record decided before beforeNs is
+// left to purge (a purge command is proposed only then, so that a leader
+// does not write to the log for nothing).
+func (s *Store) TxnDoneBefore(ctx context.Context, beforeNs int64) (bool, error) {
+	if err := s.readLock(ctx); err != nil {
+		return false, err
+	}
+	defer s.mu.RUnlock()
+	lo, hi := prefixBounds([]byte{prefixTxnDone})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return false, ioErr(err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		in := &dfspb.TxnIntent{}
+		if err := proto.Unmarshal(it.Value(), in); err != nil || in.DecidedNs < beforeNs {
+			return true, nil
+		}
+	}
+	return false, ioErrOrNil(it.Error())
+}
+
 // walkTxn adds a transaction record to a Walk page.
 func walkTxn(v []byte, out *dfspb.WalkStoreResponse) bool {
 	in := &dfspb.TxnIntent{}
