@@ -23,7 +23,6 @@
 package brick
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -162,7 +161,7 @@ func Start(cfg Config) (b *Brick, err error) {
 		FSM:      b.store,
 		Listener: b.ln.Tagged(raftTag),
 		Dial: func(addr string, timeout time.Duration) (net.Conn, error) {
-			return mux.DialFrom(hostOf(cfg.Address), addr, raftTag, timeout)
+			return mux.DialFrom(cfg.Address, addr, raftTag, timeout)
 		},
 		Logger:            cfg.Logger,
 		NoSync:            cfg.NoSync,
@@ -272,10 +271,9 @@ func (b *Brick) peer(addr string) (dfspb.BrickServiceClient, error) {
 	c, ok := b.peers[addr]
 	if !ok {
 		var err error
-		d := mux.SourceDialer(hostOf(b.cfg.Address))
 		c, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage)),
-			grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }))
+			grpc.WithContextDialer(mux.ContextDialer(b.cfg.Address)))
 		if err != nil {
 			return nil, err
 		}
@@ -311,15 +309,6 @@ func DiskUsage(path string) (Usage, error) {
 }
 
 func nowNs() int64 { return time.Now().UnixNano() }
-
-// hostOf returns the host part of a host:port address ("" if it has none).
-func hostOf(addr string) string {
-	h, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return ""
-	}
-	return h
-}
 
 // logBudget is cfg.LogBytesBudget, or its default for the brick's file
 // system: the log keeps chunk data until compaction, and on a small brick

@@ -29,6 +29,7 @@ package mux
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -193,10 +194,10 @@ func Dial(addr string, tag byte, timeout time.Duration) (net.Conn, error) {
 	return DialFrom("", addr, tag, timeout)
 }
 
-// DialFrom is Dial from local address host (an IP, no port; "" or an
-// unspecified address: any).
-func DialFrom(host, addr string, tag byte, timeout time.Duration) (net.Conn, error) {
-	d := SourceDialer(host)
+// DialFrom is Dial from the host of local, the address this process
+// listens on ("host:port" or a bare host; see SourceDialer).
+func DialFrom(local, addr string, tag byte, timeout time.Duration) (net.Conn, error) {
+	d := SourceDialer(local)
 	d.Timeout = timeout
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
@@ -292,15 +293,27 @@ func (c *peekedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// SourceDialer returns a dialer whose connections leave from host (an IP
-// address; "", a name or an unspecified address: the system's choice). A
-// server dials from the address it listens on, so that its peers see the
+// SourceDialer returns a dialer whose connections leave from the host of
+// local, the address this process listens on ("host:port" or a bare host;
+// an empty, unspecified or non-IP host: the system's choice). A server
+// dials from the address it listens on, so that its peers see the
 // address they know it by, and a firewall rule on that address cuts its
 // connections both ways, as it would on a machine of its own.
-func SourceDialer(host string) *net.Dialer {
+func SourceDialer(local string) *net.Dialer {
+	host := local
+	if h, _, err := net.SplitHostPort(local); err == nil {
+		host = h
+	}
 	d := &net.Dialer{}
 	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
 		d.LocalAddr = &net.TCPAddr{IP: ip}
 	}
 	return d
+}
+
+// ContextDialer is SourceDialer(local) as the dial function gRPC takes
+// (grpc.WithContextDialer).
+func ContextDialer(local string) func(context.Context, string) (net.Conn, error) {
+	d := SourceDialer(local)
+	return func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 }

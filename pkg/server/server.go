@@ -171,7 +171,7 @@ func Start(cfg Config) (*Server, error) {
 		Voters:  cfg.Voters,
 		Listen:  func() net.Listener { return ln.Tagged(raftTag) },
 		Dial: func(addr string, timeout time.Duration) (net.Conn, error) {
-			return mux.DialFrom(hostOf(cfg.Listen), addr, raftTag, timeout)
+			return mux.DialFrom(cfg.Listen, addr, raftTag, timeout)
 		},
 		Logger: cfg.Logger,
 		NoSync: cfg.NoSync,
@@ -244,9 +244,8 @@ func (s *Server) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := s.conns[addr]; ok {
 		return c, nil
 	}
-	d := mux.SourceDialer(hostOf(s.cfg.Listen))
 	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }))
+		grpc.WithContextDialer(mux.ContextDialer(s.cfg.Listen)))
 	if err != nil {
 		return nil, err
 	}
@@ -315,13 +314,4 @@ func loadIdentity(dir, addr string, log *slog.Logger) (string, error) {
 		return "", fmt.Errorf("server: write identity: %w", err)
 	}
 	return id.ID, nil
-}
-
-// hostOf returns the host part of a host:port address ("" if it has none).
-func hostOf(addr string) string {
-	h, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return ""
-	}
-	return h
 }
