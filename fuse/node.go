@@ -25,9 +25,8 @@ type node struct {
 	// target is a symlink's target, known from the attributes that came
 	// with the node (targets never change).
 	target string
-	// told is the size and mtime last handed to the kernel for this inode
-	// (see Open: close-to-open consistency); last is those attributes.
-	told atomic.Pointer[stamp]
+	// last is the attributes last handed to the kernel for this inode
+	// (see revalidate: close-to-open consistency; and Getattr).
 	last atomic.Pointer[dfspb.Attr]
 	// alive is when this inode was last known to exist (unix ns; see
 	// nameErrno).
@@ -69,15 +68,8 @@ func nameErrno(ctx context.Context, err error, nodes ...*node) syscall.Errno {
 	return errno
 }
 
-// stamp is what the kernel caches of a file's data: its size and mtime.
-type stamp struct {
-	size    uint64
-	mtimeNs int64
-}
-
 // tell records a as handed to the kernel.
 func (n *node) tell(a *dfspb.Attr) {
-	n.told.Store(&stamp{size: a.Size, mtimeNs: a.MtimeNs})
 	n.last.Store(a)
 }
 
@@ -91,7 +83,8 @@ func (n *node) revalidate(a *dfspb.Attr) {
 	if a == nil {
 		return
 	}
-	if t := n.told.Load(); t != nil && t.size == a.Size && t.mtimeNs == a.MtimeNs {
+	// The kernel caches a file's data by its size and mtime.
+	if t := n.last.Load(); t != nil && t.Size == a.Size && t.MtimeNs == a.MtimeNs {
 		return
 	}
 	// -1: attributes only. ENOENT means the kernel forgot the inode.
