@@ -285,27 +285,34 @@ func (t *txn) linkTarget(child layout.ID, typ dfspb.FileType) (*dfspb.InodeRecor
 	return rec, nil
 }
 
+// entryArgs checks the fields that name an entry to make under parent
+// (Link, SwapEntry): ids, name, type, and that the child is not parent.
+func entryArgs(parentB []byte, name string, childB, locatorB []byte, typ dfspb.FileType) (parent, child, locator layout.ID, err error) {
+	if parent, err = parseID("parent", parentB); err != nil {
+		return
+	}
+	if err = checkName(name); err != nil {
+		return
+	}
+	if child, err = parseID("child", childB); err != nil {
+		return
+	}
+	if locator, err = parseID("locator", locatorB); err != nil {
+		return
+	}
+	switch {
+	case !validType(typ):
+		err = fmt.Errorf("%w: type %v", ErrInvalid, typ)
+	case child == parent:
+		err = fmt.Errorf("%w: %s under itself", ErrInvalid, child)
+	}
+	return
+}
+
 func (t *txn) link(c *dfspb.LinkCmd) (*dfspb.StoreResult, error) {
-	parent, err := parseID("parent", c.Parent)
+	parent, child, locator, err := entryArgs(c.Parent, c.Name, c.Child, c.Locator, c.ChildType)
 	if err != nil {
 		return nil, err
-	}
-	if err := checkName(c.Name); err != nil {
-		return nil, err
-	}
-	child, err := parseID("child", c.Child)
-	if err != nil {
-		return nil, err
-	}
-	locator, err := parseID("locator", c.Locator)
-	if err != nil {
-		return nil, err
-	}
-	if !validType(c.ChildType) {
-		return nil, fmt.Errorf("%w: type %v", ErrInvalid, c.ChildType)
-	}
-	if child == parent {
-		return nil, fmt.Errorf("%w: linking %s into itself", ErrInvalid, child)
 	}
 	prec, err := t.dirForAdd(parent)
 	if err != nil {

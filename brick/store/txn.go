@@ -537,30 +537,13 @@ func walkTxn(v []byte, out *dfspb.WalkStoreResponse) bool {
 // swapEntry applies a SwapEntryCmd (one half of RENAME_EXCHANGE across
 // subvolumes).
 func (t *txn) swapEntry(c *dfspb.SwapEntryCmd) (*dfspb.StoreResult, error) {
-	parent, err := parseID("parent", c.Parent)
+	parent, child, locator, err := entryArgs(c.Parent, c.Name, c.Child, c.Locator, c.ChildType)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkName(c.Name); err != nil {
 		return nil, err
 	}
 	want, err := parseID("expect_child", c.ExpectChild)
 	if err != nil {
 		return nil, err
-	}
-	child, err := parseID("child", c.Child)
-	if err != nil {
-		return nil, err
-	}
-	locator, err := parseID("locator", c.Locator)
-	if err != nil {
-		return nil, err
-	}
-	if !validType(c.ChildType) {
-		return nil, fmt.Errorf("%w: type %v", ErrInvalid, c.ChildType)
-	}
-	if child == parent {
-		return nil, fmt.Errorf("%w: exchanging %s into itself", ErrInvalid, child)
 	}
 	prec, err := t.dirOf(parent)
 	if err != nil {
