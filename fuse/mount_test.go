@@ -395,3 +395,33 @@ func TestRenameAcrossDirectories(t *testing.T) {
 	}
 
 }
+
+// TestUnsupportedXattrs checks that the attributes dfs does not keep (POSIX
+// ACLs, SELinux labels, file capabilities) read as not supported, as on a
+// local file system mounted without them: ls(1) and libacl then stop
+// asking for the rest of a listing. Other attributes still work.
+func TestUnsupportedXattrs(t *testing.T) {
+	e := mountEnv(t)
+	p := filepath.Join(e.mnt, "f")
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256)
+	for _, name := range []string{"system.posix_acl_access", "system.posix_acl_default", "security.selinux", "security.capability"} {
+		if _, err := unix.Lgetxattr(p, name, buf); err != unix.EOPNOTSUPP {
+			t.Errorf("getxattr %s: %v, want EOPNOTSUPP", name, err)
+		}
+		if err := unix.Lsetxattr(p, name, []byte("v"), 0); err != unix.EOPNOTSUPP {
+			t.Errorf("setxattr %s: %v, want EOPNOTSUPP", name, err)
+		}
+	}
+	if err := unix.Lsetxattr(p, "user.k", []byte("v"), 0); err != nil {
+		t.Fatalf("setxattr user.k: %v", err)
+	}
+	if n, err := unix.Lgetxattr(p, "user.k", buf); err != nil || string(buf[:n]) != "v" {
+		t.Fatalf("getxattr user.k = %q, %v; want \"v\"", buf[:n], err)
+	}
+	if _, err := unix.Lgetxattr(p, "user.none", buf); err != unix.ENODATA {
+		t.Fatalf("getxattr user.none: %v, want ENODATA", err)
+	}
+}

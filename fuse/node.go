@@ -438,6 +438,12 @@ func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) syscall.Errno 
 // on every file, and the kernel reads security.capability before every
 // write(2) to a FUSE file; answering locally keeps ls -l at one RPC per
 // page and small writes free of RPCs.
+//
+// Reading one answers EOPNOTSUPP, as a local file system mounted without
+// ACLs or labels does (and as setxattr of one does here), not ENODATA:
+// that tells ls(1) (and libacl, libselinux) that the file system has none,
+// so it stops asking for the rest of the listing. With ENODATA it asked
+// twice per entry, each a FUSE round trip: the better part of a cold ls -l.
 func unsupportedXattr(name string) bool {
 	switch name {
 	case "system.posix_acl_access", "system.posix_acl_default", "security.selinux", "security.capability":
@@ -472,7 +478,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 		return 0, errno
 	}
 	if unsupportedXattr(attr) {
-		return 0, syscall.ENODATA
+		return 0, syscall.EOPNOTSUPP
 	}
 	rctx, done := n.fsys.interruptible(ctx)
 	defer done()

@@ -191,6 +191,7 @@ func serveMount(ctx context.Context, c *cli, a mountArgs) (err error) {
 		opts.ReadAheadKB = a.readAheadKB
 	}
 	opts.Logger = logger
+	opts.Debug = a.fuseTrace
 	m, err := fuse.Mount(a.dir, vol, opts)
 	if err != nil {
 		return err

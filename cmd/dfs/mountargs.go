@@ -19,6 +19,7 @@ type mountArgs struct {
 	readOnly     bool
 	logFile      string
 	logLevel     slog.Level
+	fuseTrace    bool // log-level=TRACE: log every FUSE request too
 	attrTimeout  time.Duration
 	entryTimeout time.Duration
 	debugAddr    string // HOST:PORT serving /metrics and /debug/pprof/
@@ -132,6 +133,7 @@ func (a *mountArgs) option(o string) error {
 			return usagef("log-level must be DEBUG, INFO, WARNING or ERROR, not '%s'", val)
 		}
 		a.logLevel = lvl
+		a.fuseTrace = strings.EqualFold(val, "TRACE")
 	case (key == "attribute-timeout" || key == "entry-timeout") && hasVal:
 		secs, err := strconv.ParseFloat(val, 64)
 		if err != nil || secs < 0 || secs > 3600 {
@@ -192,7 +194,11 @@ func (a mountArgs) argv() []string {
 	if a.readAheadKB != 0 {
 		opts = append(opts, "read-ahead-kb="+strconv.Itoa(max(a.readAheadKB, 0)))
 	}
-	opts = append(opts, "log-level="+strings.ToUpper(a.logLevel.String()))
+	level := strings.ToUpper(a.logLevel.String())
+	if a.fuseTrace {
+		level = "TRACE"
+	}
+	opts = append(opts, "log-level="+level)
 	opts = append(opts, fmt.Sprintf("attribute-timeout=%g", a.attrTimeout.Seconds()), fmt.Sprintf("entry-timeout=%g", a.entryTimeout.Seconds()))
 	out = append(out, "-o", strings.Join(opts, ","))
 	return append(out, strings.Join(a.servers[:1], "")+":/"+a.volume, a.dir)
