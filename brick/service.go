@@ -126,6 +126,13 @@ func (s *service) GetAttr(ctx context.Context, req *dfspb.GetAttrRequest) (*dfsp
 	if err != nil {
 		return nil, err
 	}
+	if req.WithData {
+		attr, data, ok, err := s.b.store.GetAttrData(ctx, id)
+		if err != nil {
+			return storeFailure(err), nil
+		}
+		return &dfspb.StoreResult{Attr: attr, Data: data, HasData: ok}, nil
+	}
 	attr, err := s.b.store.GetAttr(ctx, id)
 	if err != nil {
 		return storeFailure(err), nil

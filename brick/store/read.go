@@ -31,6 +31,35 @@ func (s *Store) GetAttr(ctx context.Context, id layout.ID) (*dfspb.Attr, error) 
 	return rec.Attr, nil
 }
 
+// GetAttrData returns the attributes of inode id and, when it is an inline
+// regular file, its whole data (Size bytes, zero-filled where sparse), both
+// from one view of the store: the data is the data of exactly those
+// attributes. hasData is false for chunked files and other types. ErrNotFound
+// if its record is not in this store.
+func (s *Store) GetAttrData(ctx context.Context, id layout.ID) (attr *dfspb.Attr, data []byte, hasData bool, err error) {
+	if err := s.readLock(ctx); err != nil {
+		return nil, nil, false, err
+	}
+	defer s.mu.RUnlock()
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	rec, err := getInode(snap, id)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	a := rec.Attr
+	if a.Type != dfspb.FileType_FILE_TYPE_FILE || a.Chunked || a.Size > uint64(s.cfg.InlineMax) {
+		return a, nil, false, nil
+	}
+	v, _, err := getValue(snap, inlineKey(id))
+	if err != nil {
+		return nil, nil, false, ioErr(err)
+	}
+	data = make([]byte, a.Size)
+	copy(data, v)
+	return a, data, true, nil
+}
+
 // readLock checks ctx and takes the read side of mu.
 func (s *Store) readLock(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {

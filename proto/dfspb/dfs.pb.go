@@ -3312,8 +3312,12 @@ func (x *BrickPingResponse) GetPath() string {
 }
 
 type GetAttrRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// with_data asks for the data of an inline file too (StoreResult.data),
+	// read with the attributes from one view of the store: an open that
+	// reads a small file then costs one round trip (close-to-open).
+	WithData      bool `protobuf:"varint,2,opt,name=with_data,json=withData,proto3" json:"with_data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3353,6 +3357,13 @@ func (x *GetAttrRequest) GetId() []byte {
 		return x.Id
 	}
 	return nil
+}
+
+func (x *GetAttrRequest) GetWithData() bool {
+	if x != nil {
+		return x.WithData
+	}
+	return false
 }
 
 type LookupRequest struct {
@@ -5139,9 +5150,10 @@ const file_dfs_proto_rawDesc = "" +
 	"\x10BrickPingRequest\"D\n" +
 	"\x11BrickPingResponse\x12\x1b\n" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x12\n" +
-	"\x04path\x18\x02 \x01(\tR\x04path\" \n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\"=\n" +
 	"\x0eGetAttrRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\fR\x02id\";\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1b\n" +
+	"\twith_data\x18\x02 \x01(\bR\bwithData\";\n" +
 	"\rLookupRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"N\n" +

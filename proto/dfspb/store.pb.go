@@ -3156,7 +3156,13 @@ type StoreResult struct {
 	// conflict: the lock that kept a SetLockCmd from being granted.
 	Conflict *FileLock `protobuf:"bytes,13,opt,name=conflict,proto3" json:"conflict,omitempty"`
 	// txn: the intent a TxnBegin, TxnDecide or TxnEnd left (or found).
-	Txn           *TxnIntent `protobuf:"bytes,14,opt,name=txn,proto3" json:"txn,omitempty"`
+	Txn *TxnIntent `protobuf:"bytes,14,opt,name=txn,proto3" json:"txn,omitempty"`
+	// data: a GetAttr with_data of an inline regular file: its whole data
+	// (attr.size bytes, zeros where sparse), from the same view of the store
+	// as attr. has_data says it is there (not for chunked files, other
+	// types, or a server that does not know with_data).
+	Data          []byte `protobuf:"bytes,15,opt,name=data,proto3" json:"data,omitempty"`
+	HasData       bool   `protobuf:"varint,16,opt,name=has_data,json=hasData,proto3" json:"has_data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3287,6 +3293,20 @@ func (x *StoreResult) GetTxn() *TxnIntent {
 		return x.Txn
 	}
 	return nil
+}
+
+func (x *StoreResult) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *StoreResult) GetHasData() bool {
+	if x != nil {
+		return x.HasData
+	}
+	return false
 }
 
 // TxnEntryLock names an entry of the coordinator's store that the
@@ -4266,7 +4286,7 @@ const file_store_proto_rawDesc = "" +
 	"\x05nlink\x18\x05 \x01(\rR\x05nlink\x12\x12\n" +
 	"\x04size\x18\x06 \x01(\x04R\x04size\x12\x18\n" +
 	"\achunked\x18\a \x01(\bR\achunked\x12\x16\n" +
-	"\x06orphan\x18\b \x01(\bR\x06orphan\"\xf3\x03\n" +
+	"\x06orphan\x18\b \x01(\bR\x06orphan\"\xa2\x04\n" +
 	"\vStoreResult\x12*\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1a\n" +
@@ -4282,7 +4302,9 @@ const file_store_proto_rawDesc = "" +
 	"\brepeated\x18\v \x01(\bR\brepeated\x12\x16\n" +
 	"\x06offset\x18\f \x01(\x04R\x06offset\x12,\n" +
 	"\bconflict\x18\r \x01(\v2\x10.dfs.v1.FileLockR\bconflict\x12#\n" +
-	"\x03txn\x18\x0e \x01(\v2\x11.dfs.v1.TxnIntentR\x03txn\"\xa1\x01\n" +
+	"\x03txn\x18\x0e \x01(\v2\x11.dfs.v1.TxnIntentR\x03txn\x12\x12\n" +
+	"\x04data\x18\x0f \x01(\fR\x04data\x12\x19\n" +
+	"\bhas_data\x18\x10 \x01(\bR\ahasData\"\xa1\x01\n" +
 	"\fTxnEntryLock\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +

@@ -390,6 +390,14 @@ func (b *Brick) GetAttr(ctx context.Context, req *dfspb.GetAttrRequest) (*dfspb.
 	if err != nil {
 		return nil, err
 	}
+	if req.WithData {
+		a, data, ok, err := b.sub.store.GetAttrData(ctx, id)
+		if err != nil {
+			code, msg := failure(err)
+			return &dfspb.StoreResult{Code: code, Message: msg}, nil
+		}
+		return &dfspb.StoreResult{Attr: a, Data: data, HasData: ok}, nil
+	}
 	a, err := b.sub.store.GetAttr(ctx, id)
 	if err != nil {
 		code, msg := failure(err)
