@@ -16,6 +16,13 @@ import (
 // raWindow chunks, in parallel; chunks are striped over the subvolumes,
 // so the fetches spread over every replica set.
 //
+// The kernel's requests of a sequential reader arrive slightly out of
+// order (its read-ahead and the reader's own read are served by different
+// FUSE threads): a read that starts in a chunk already fetched or being
+// fetched counts as sequential, and the cache keeps raBehind chunks behind
+// the newest read for the request that was overtaken. Only a read outside
+// the cache that does not continue the last one starts over.
+//
 // The cache belongs to the file's shared open state and holds committed
 // data only: buffered writes of this client overlay it as they overlay any
 // read, and any change to the file's data here, any newer attributes seen
@@ -25,13 +32,16 @@ const (
 	raStart = 2
 	// raWindow is the most chunks fetched ahead of the reader.
 	raWindow = 8
+	// raBehind is how many chunks behind the newest read stay cached.
+	raBehind = 2
 )
 
 // readAhead is an openInode's read-ahead state.
 type readAhead struct {
 	mu     sync.Mutex
-	next   uint64 // where a sequential read continues
+	next   uint64 // where a sequential read continues (the furthest end)
 	seq    int    // sequential reads in a row
+	top    uint64 // the first chunk of the newest sequential read
 	chunks map[uint64]*raChunk
 }
 
@@ -47,8 +57,7 @@ type raChunk struct {
 // invalidate drops everything fetched or being fetched.
 func (ra *readAhead) invalidate() {
 	ra.mu.Lock()
-	ra.chunks = nil
-	ra.seq = 0
+	ra.chunks, ra.seq, ra.top = nil, 0, 0
 	ra.mu.Unlock()
 }
 
@@ -59,19 +68,23 @@ func (st *openInode) readChunked(ctx context.Context, p []byte, off, size uint64
 	ra := &st.ra
 	first, last := off/ChunkSize, (off+uint64(len(p))-1)/ChunkSize
 	ra.mu.Lock()
-	if off == ra.next {
+	switch {
+	case off == ra.next || ra.chunks[first] != nil:
 		ra.seq++
-	} else {
-		ra.seq, ra.chunks = 0, nil
+		ra.next = max(ra.next, off+uint64(len(p)))
+	default:
+		ra.seq, ra.chunks, ra.top = 0, nil, 0
+		ra.next = off + uint64(len(p))
 	}
-	ra.next = off + uint64(len(p))
 	if ra.seq < raStart {
 		ra.mu.Unlock()
 		return st.v.readChunks(ctx, st.node.ID, p, off)
 	}
-	// Keep the chunks from first on, fetch up to raWindow past last.
+	// Keep raBehind chunks behind the newest read, fetch up to raWindow
+	// past it.
+	ra.top = max(ra.top, first)
 	for idx := range ra.chunks {
-		if idx < first {
+		if idx+raBehind < ra.top {
 			delete(ra.chunks, idx)
 		}
 	}
