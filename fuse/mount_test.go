@@ -426,3 +426,57 @@ func TestUnsupportedXattrs(t *testing.T) {
 		t.Fatalf("getxattr user.none: %v, want ENODATA", err)
 	}
 }
+
+// TestDirAttrsAfterChanges checks what stat(2) of a directory shows right
+// after this mount changed it: the mount answers from the change's own
+// answer (post-operation attributes) instead of asking again, and that
+// must match the directory as committed, also after changes whose answer
+// carries no directory attributes (chmod, setxattr, mkdir, rmdir).
+func TestDirAttrsAfterChanges(t *testing.T) {
+	e := mountEnv(t)
+	d := filepath.Join(e.mnt, "d")
+	check := func(step string) {
+		t.Helper()
+		var st syscall.Stat_t
+		if err := syscall.Stat(d, &st); err != nil {
+			t.Fatalf("%s: stat: %v", step, err)
+		}
+		ctx := t.Context()
+		n, _, err := e.other.Lookup(ctx, e.other.Root(), "d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := e.other.GetAttr(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := fmt.Sprintf("mode %o nlink %d mtime %d ctime %d", st.Mode&0o7777, st.Nlink, st.Mtim.Nano(), st.Ctim.Nano())
+		want := fmt.Sprintf("mode %o nlink %d mtime %d ctime %d", a.Mode, a.Nlink, a.MtimeNs, a.CtimeNs)
+		if got != want {
+			t.Fatalf("%s: stat shows %s, committed %s", step, got, want)
+		}
+	}
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"create", func() error { return os.WriteFile(filepath.Join(d, "f1"), []byte("x"), 0o644) }},
+		{"chmod", func() error { return os.Chmod(d, 0o700) }},
+		{"create after chmod", func() error { return os.WriteFile(filepath.Join(d, "f2"), nil, 0o644) }},
+		{"setxattr", func() error { return unix.Setxattr(d, "user.k", []byte("v"), 0) }},
+		{"mkdir", func() error { return os.Mkdir(filepath.Join(d, "sub"), 0o755) }},
+		{"rename", func() error { return os.Rename(filepath.Join(d, "f1"), filepath.Join(d, "g1")) }},
+		{"rmdir", func() error { return os.Remove(filepath.Join(d, "sub")) }},
+		{"unlink", func() error { return os.Remove(filepath.Join(d, "g1")) }},
+		{"rename out", func() error { return os.Rename(filepath.Join(d, "f2"), filepath.Join(e.mnt, "f2")) }},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		check(s.name)
+	}
+}

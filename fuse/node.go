@@ -162,6 +162,11 @@ func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*
 // over while open) answers its last attributes with no links, as a local
 // file system does.
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *gofuse.AttrOut) syscall.Errno {
+	if a := n.postOpAttr(); a != nil {
+		fillAttr(a, &out.Attr)
+		n.tell(a)
+		return 0
+	}
 	rctx, done := n.fsys.interruptible(ctx)
 	defer done()
 	a, err := n.fsys.vol.GetAttr(rctx, n.cn)
@@ -177,6 +182,24 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *gofuse.AttrOu
 	fillAttr(a, &out.Attr)
 	n.tell(a)
 	return 0
+}
+
+// postOpAttr returns the attributes of directory n that this mount's
+// last create, link, unlink or rename in it answered, if that was less
+// than the attribute timeout ago (client.Volume.RecentDirAttr): the
+// kernel drops a directory's attributes when it changes it and asks again
+// on the next path walk through it, and the answer holds them already.
+// They are not used if the kernel was told newer ones since (a chmod's
+// answer, say).
+func (n *node) postOpAttr() *dfspb.Attr {
+	a := n.fsys.vol.RecentDirAttr(n.cn, n.fsys.opts.AttrTimeout)
+	if a == nil {
+		return nil
+	}
+	if t := n.last.Load(); t != nil && t.CtimeNs > a.CtimeNs {
+		return nil
+	}
+	return a
 }
 
 // Setattr changes mode, owner, size and times. UTIME_NOW arrives as

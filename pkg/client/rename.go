@@ -273,6 +273,7 @@ func (v *Volume) runTxn(ctx context.Context, coord int, what string, in *dfspb.T
 		resp = r
 		return err
 	})
+	v.postOps.forget() // the transaction changed directories on several subvolumes
 	if err != nil {
 		return nil, err
 	}

@@ -312,17 +312,21 @@ func (v *Volume) mutate(ctx context.Context, sub int, what string, cmd *dfspb.St
 	if v.cfg.ReadOnly {
 		return nil, false, fmt.Errorf("%w: %s", ErrReadOnly, what)
 	}
+	epoch := v.postOps.start()
 	ambiguous, err = v.call(ctx, sub, what, func(ctx context.Context, c dfspb.BrickServiceClient, o callOpts) error {
 		r, err := c.Mutate(ctx, cmd, o...)
 		res = r
 		return err
 	})
 	if err != nil {
+		v.postOps.afterMutate(epoch, cmd, nil)
 		return nil, ambiguous, err
 	}
 	if err := codeError(res.GetCode(), res.GetMessage()); err != nil {
+		v.postOps.afterMutate(epoch, cmd, nil)
 		return res, ambiguous, fmt.Errorf("%s: %w", what, err)
 	}
+	v.postOps.afterMutate(epoch, cmd, res)
 	return res, ambiguous, nil
 }
 

@@ -44,6 +44,8 @@ type Volume struct {
 	open   map[layout.ID]*openInode // files with open handles
 
 	locks lockState // the lock session (locks.go)
+
+	postOps postOps // directories' attributes from operations' answers (postop.go)
 }
 
 // topology is one version of the volume layout in the form the client uses.
