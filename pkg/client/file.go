@@ -76,11 +76,16 @@ type openInode struct {
 	pending *dfspb.SetAttrCmd
 	// ra is the read-ahead cache of committed chunk data (readahead.go).
 	ra readAhead
+	// fetched is an inline file's data as Open fetched it with the
+	// attributes, served to reads until anything changes (opendata.go).
+	fetched *fetchedData
 }
 
 // Open opens the regular file n. flags are open(2) flags: O_WRONLY or
 // O_RDWR make it writable, O_TRUNC truncates it. It fetches fresh
-// attributes (close-to-open consistency).
+// attributes (close-to-open consistency) and, when the file is opened for
+// reading without O_TRUNC, a small (inline) file's data with them in the
+// same round trip, which the first reads use (opendata.go).
 func (v *Volume) Open(ctx context.Context, n Node, flags int) (*File, error) {
 	switch n.Type {
 	case dfspb.FileType_FILE_TYPE_FILE:
@@ -93,11 +98,20 @@ func (v *Volume) Open(ctx context.Context, n Node, flags int) (*File, error) {
 	if (writable || flags&syscall.O_TRUNC != 0) && v.cfg.ReadOnly {
 		return nil, fmt.Errorf("%w: open for writing", ErrReadOnly)
 	}
-	attr, err := v.getAttr(ctx, n)
+	var (
+		attr *dfspb.Attr
+		data *fetchedData
+		err  error
+	)
+	if flags&syscall.O_ACCMODE != syscall.O_WRONLY && flags&syscall.O_TRUNC == 0 {
+		attr, data, err = v.getAttrData(ctx, n)
+	} else {
+		attr, err = v.getAttr(ctx, n)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return v.openFile(ctx, n, attr, writable, flags)
+	return v.openFile(ctx, n, attr, data, writable, flags)
 }
 
 // OpenFresh is Open for a file whose attributes the caller received from
@@ -111,11 +125,13 @@ func (v *Volume) OpenFresh(ctx context.Context, n Node, attr *dfspb.Attr, flags 
 	if (writable || flags&syscall.O_TRUNC != 0) && v.cfg.ReadOnly {
 		return nil, fmt.Errorf("%w: open for writing", ErrReadOnly)
 	}
-	return v.openFile(ctx, n, attr, writable, flags)
+	return v.openFile(ctx, n, attr, nil, writable, flags)
 }
 
-func (v *Volume) openFile(ctx context.Context, n Node, attr *dfspb.Attr, writable bool, flags int) (*File, error) {
-	f := &File{st: v.acquire(n, attr), writable: writable, appending: writable && flags&syscall.O_APPEND != 0}
+// openFile opens n with attr, its attributes, and data, its data fetched
+// with them (nil if none).
+func (v *Volume) openFile(ctx context.Context, n Node, attr *dfspb.Attr, data *fetchedData, writable bool, flags int) (*File, error) {
+	f := &File{st: v.acquire(n, attr, data), writable: writable, appending: writable && flags&syscall.O_APPEND != 0}
 	// O_TRUNC truncates also with O_RDONLY, as Linux does (the kernel
 	// has checked write permission).
 	if flags&syscall.O_TRUNC != 0 {
@@ -127,8 +143,9 @@ func (v *Volume) openFile(ctx context.Context, n Node, attr *dfspb.Attr, writabl
 	return f, nil
 }
 
-// acquire returns the shared state of n, creating it from attr.
-func (v *Volume) acquire(n Node, attr *dfspb.Attr) *openInode {
+// acquire returns the shared state of n, creating it from attr; data (may
+// be nil) is the data fetched with attr.
+func (v *Volume) acquire(n Node, attr *dfspb.Attr, data *fetchedData) *openInode {
 	v.openMu.Lock()
 	st := v.open[n.ID]
 	if st == nil {
@@ -140,6 +157,7 @@ func (v *Volume) acquire(n Node, attr *dfspb.Attr) *openInode {
 	v.openMu.Unlock()
 	st.mu.Lock()
 	st.adopt(attr)
+	st.keepFetched(data)
 	st.mu.Unlock()
 	st.ra.invalidate() // close-to-open: read what is committed now
 	return st
@@ -315,6 +333,7 @@ func (st *openInode) adopt(a *dfspb.Attr) {
 	}
 	if a.Version > st.version {
 		st.ra.invalidate() // committed data may have changed
+		st.dropFetched()
 	}
 	st.version, st.attr = a.Version, a
 	st.remoteSize, st.remoteChunked = a.Size, a.Chunked
@@ -477,6 +496,7 @@ func (st *openInode) truncate(ctx context.Context, size uint64) (*dfspb.Attr, er
 // mu and have waited for chunk writes in flight.
 func (st *openInode) dropAfter(size uint64) {
 	st.ra.invalidate()
+	st.dropFetched()
 	for idx, b := range st.dirty {
 		start := idx * ChunkSize
 		switch {

@@ -17,6 +17,7 @@ import (
 func (st *openInode) write(ctx context.Context, p []byte, off int64) (int, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.dropFetched()
 	limit := st.v.cfg.WriteBuffer
 	for st.buffered+len(p) > limit && (len(st.dirty) > 0 || st.running > 0) {
 		if !st.chunked {
@@ -150,8 +151,11 @@ func (v *Volume) writeChunk(ctx context.Context, file layout.ID, idx uint64, b *
 
 // flushLocked writes every buffered byte and commits the size: for a
 // chunked file the chunk writes (in parallel) then one CommitSize; for an
-// inline file one WriteInline carrying data and size. Callers hold mu.
+// inline file one WriteInline carrying data and size. Every local change
+// of the file's data (commit, truncate, append, punched hole) starts here,
+// so it drops the data fetched by Open first. Callers hold mu.
 func (st *openInode) flushLocked(ctx context.Context) error {
+	st.dropFetched()
 	if st.removed {
 		return nil
 	}
@@ -269,9 +273,9 @@ func (st *openInode) read(ctx context.Context, p []byte, off int64) (int, error)
 	if errors.Is(err, errMovedToChunks) {
 		// The file went from inline to chunked since we looked (a
 		// flush here, or another client): learn that and read again.
-		a, err := st.v.getAttr(ctx, st.node)
-		if err != nil {
-			return 0, err
+		a, aerr := st.v.getAttr(ctx, st.node)
+		if aerr != nil {
+			return 0, aerr
 		}
 		st.mu.Lock()
 		st.adopt(a)
@@ -297,13 +301,17 @@ func (st *openInode) readOnce(ctx context.Context, p []byte, off int64) (int, er
 	n := int(min(uint64(len(p)), size-uint64(off)))
 	want := p[:n]
 	pieces, covered := st.overlays(uint64(off), n)
+	fetched := st.fetchedFor(size)
 	st.mu.Unlock()
 
 	if !covered {
 		var err error
-		if chunked {
+		switch {
+		case chunked:
 			err = st.readChunked(ctx, want, uint64(off), size)
-		} else {
+		case fetched != nil:
+			fetched.readAt(want, uint64(off))
+		default:
 			err = st.v.readInlineInto(ctx, st.node, want, uint64(off))
 			if errors.Is(err, ErrInvalid) {
 				err = fmt.Errorf("%w: %w", errMovedToChunks, err)
