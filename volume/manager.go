@@ -146,20 +146,30 @@ func (m *Manager) run() {
 			continue
 		}
 		if st, _ := m.fsm.State(); st.PoolID == "" {
-			m.found(g)
+			if err := m.found(g); err != nil {
+				m.cfg.Logger.Warn("founding the pool failed; will retry", "err", err)
+			}
 		}
 	}
 }
 
-func (m *Manager) found(g *raftgroup.Group) {
+// found commits the pool's first state: its id, voter count and this
+// server as its first peer. A pool founded already (by a concurrent call)
+// is not an error.
+func (m *Manager) found(g *raftgroup.Group) error {
 	c := Command{Op: OpInit, Time: time.Now().Unix(), PoolID: uuid.NewString(), Voters: m.cfg.Voters,
 		Peer: &Peer{ID: m.cfg.ID, Address: m.cfg.Address, Voter: true, Added: time.Now().Unix()}}
 	data, _ := json.Marshal(c)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := g.Apply(ctx, data); err != nil {
-		m.cfg.Logger.Warn("founding the pool failed; will retry", "err", err)
+	resp, err := g.Apply(ctx, data)
+	if err != nil {
+		return m.translate(err)
 	}
+	if err, ok := resp.(error); ok && !errors.Is(err, ErrExists) {
+		return err
+	}
+	return nil
 }
 
 // Close stops the manager member, handing over leadership if it leads.
@@ -202,9 +212,23 @@ func (m *Manager) LocalState() *State {
 }
 
 // LeaderState returns the current state; leader only.
+//
+// A new server founds its pool of one on its first leadership, within
+// about 100 ms of starting (foundLoop); a command that comes first (a
+// peer probe right after start) founds it here, so that no command sees a
+// pool without its first server: a probe then added the new peer as a
+// non-voter of a pool of zero voters, and the first server was missing
+// from the pool until the loop ran.
 func (m *Manager) LeaderState(ctx context.Context) (*State, error) {
-	if err := m.current().LeaderReady(ctx); err != nil {
+	g := m.current()
+	if err := g.LeaderReady(ctx); err != nil {
 		return nil, m.translate(err)
+	}
+	if st := m.LocalState(); st.PoolID != "" {
+		return st, nil
+	}
+	if err := m.found(g); err != nil {
+		return nil, err
 	}
 	return m.LocalState(), nil
 }

@@ -257,6 +257,30 @@ func TestManagerFoundsPoolAndReopens(t *testing.T) {
 	})
 }
 
+// TestLeaderStateFoundsPool checks that the first command a new server
+// serves, however soon after it starts, sees the pool founded with that
+// server in it: a peer probe in the first 100 ms used to add the new peer
+// as a non-voter of a pool of zero voters, and a volume create right
+// after it failed with "host ... is not in the pool".
+func TestLeaderStateFoundsPool(t *testing.T) {
+	for i := range 3 {
+		mb := newMember(t, "127.0.3.1", fmt.Sprintf("f%d", i))
+		mb.open(t)
+		var st *State
+		await(t, 10*time.Second, "leadership", func() error {
+			var err error
+			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+			defer cancel()
+			st, err = mb.m.LeaderState(ctx)
+			return err
+		})
+		if p, ok := st.Peers[mb.cfg.ID]; st.PoolID == "" || st.Voters == 0 || !ok || !p.Voter {
+			t.Fatalf("first LeaderState: pool %q, %d voters, peers %s; want a founded pool with %s as a voter", st.PoolID, st.Voters, dump(st.Peers), mb.cfg.ID)
+		}
+		mb.close(t)
+	}
+}
+
 func TestManagerPoolOfThree(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three-member manager test skipped in -short mode")
