@@ -135,7 +135,10 @@
 // create, write and close is two Raft rounds (CreateEntry, one WriteInline
 // with data and size). Reads and GetAttr through the same Volume see
 // buffered data; other clients see it after Flush (close-to-open
-// consistency, as NFS), and Open always fetches fresh attributes. The
+// consistency, as NFS), and Open always fetches fresh attributes; for an
+// inline file opened for reading, the data with them from the same store
+// read, which the open's reads use until anything changes (opendata.go), so
+// a cold small-file read is one round trip after the lookup. The
 // client caches no metadata; the kernel does, for the timeouts the FUSE
 // layer sets.
 //
