@@ -480,3 +480,60 @@ func TestDirAttrsAfterChanges(t *testing.T) {
 		check(s.name)
 	}
 }
+
+// TestWarmReadKeepsCache checks that reopening a file nobody changed keeps
+// the kernel's cached pages (no RPC to read it again), and that a change
+// by another client is read at the next open (close-to-open).
+func TestWarmReadKeepsCache(t *testing.T) {
+	e := mountEnv(t)
+	p := filepath.Join(e.mnt, "f")
+	want := randBytes(3, 3<<20)
+	if err := os.WriteFile(p, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	calls := func() (n int64) {
+		for _, sv := range e.c.Subvolumes {
+			for _, b := range sv.Bricks {
+				n += b.Calls()
+			}
+		}
+		return n
+	}
+	read := func(want []byte) {
+		t.Helper()
+		got, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("read %d bytes that differ from the %d expected", len(got), len(want))
+		}
+	}
+	read(want) // fills the page cache
+	before := calls()
+	read(want)
+	// The open revalidates with one GetAttr; the data comes from the cache.
+	if n := calls() - before; n > 2 {
+		t.Fatalf("warm re-read of 3 MiB made %d calls, want at most 2 (the open's GetAttr)", n)
+	}
+
+	// Another client rewrites the file with the same size.
+	ctx := t.Context()
+	n, _, err := e.other.Lookup(ctx, e.other.Root(), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := e.other.Open(ctx, n, os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := randBytes(4, len(want))
+	if _, err := f.WriteAt(ctx, next, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Release(ctx)
+	read(next)
+}

@@ -77,19 +77,21 @@ func (n *node) tell(a *dfspb.Attr) {
 // fresh from the subvolume, differs from what it was told: the attribute
 // timeout lets it keep a size for up to a second, but a file another
 // client wrote and closed must read whole on the next open here
-// (close-to-open consistency). The page cache needs nothing: an open
-// without FOPEN_KEEP_CACHE drops it.
-func (n *node) revalidate(a *dfspb.Attr) {
+// (close-to-open consistency). It reports whether the data is unchanged
+// since the kernel was last told about it, so that the open may keep the
+// kernel's cached pages (FOPEN_KEEP_CACHE); otherwise the open drops them.
+func (n *node) revalidate(a *dfspb.Attr) (unchanged bool) {
 	if a == nil {
-		return
+		return false
 	}
 	// The kernel caches a file's data by its size and mtime.
 	if t := n.last.Load(); t != nil && t.Size == a.Size && t.MtimeNs == a.MtimeNs {
-		return
+		return true
 	}
 	// -1: attributes only. ENOENT means the kernel forgot the inode.
 	_ = n.NotifyContent(-1, 0)
 	n.tell(a)
+	return false
 }
 
 // Compile-time interface checks.
@@ -308,8 +310,15 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if err != nil {
 		return nil, 0, inodeErrno(err)
 	}
-	n.revalidate(f.Attr())
-	return &handle{fsys: n.fsys, f: f}, openFlags(flags), 0
+	fl := openFlags(flags)
+	// Pages cached by an earlier open stay when the file's size and mtime
+	// are what the kernel was told with them (as NFS keeps its cache when
+	// the change attribute is unchanged): a warm re-read costs no RPC.
+	// Every change, here or by another client, moves mtime.
+	if n.revalidate(f.Attr()) && fl&gofuse.FOPEN_DIRECT_IO == 0 && flags&syscall.O_TRUNC == 0 {
+		fl |= gofuse.FOPEN_KEEP_CACHE
+	}
+	return &handle{fsys: n.fsys, f: f}, fl, 0
 }
 
 // Mkdir creates a directory.
