@@ -81,6 +81,9 @@ type Config struct {
 	// LockLease is how long a client's lock session keeps its locks
 	// without a renewal (see locks.go). Default DefaultLockLease (10 s).
 	LockLease time.Duration
+	// NoStaging sends every chunk write's data through the Raft log, as
+	// before chunk data went beside it (stage.go). Default false.
+	NoStaging bool
 	// ServerOptions are added to the brick's gRPC server (the metrics
 	// interceptors of the hosting process). Default: none.
 	ServerOptions []grpc.ServerOption
@@ -109,6 +112,7 @@ type Brick struct {
 	txnsDone chan struct{} // closed when the recovery loop ends
 
 	refetch *refetcher // chunk data after a snapshot (refetch.go)
+	stage   *stager    // chunk data beside the log (stage.go)
 }
 
 // Start checks the brick directory, opens its store and Raft group, and
@@ -152,6 +156,8 @@ func Start(cfg Config) (b *Brick, err error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { b.store.Close() })
+	b.stage = newStager(b)
+	b.store.SetOnStageMissing(b.stage.missing)
 	raftDir := filepath.Join(cfg.Path, MetaDir, "raft")
 	fresh := !raftgroup.HasState(raftDir)
 	b.group, err = raftgroup.Open(raftgroup.Config{
@@ -185,6 +191,7 @@ func Start(cfg Config) (b *Brick, err error) {
 	b.scrub = newScrubber(b.store, b.repairChunk, filepath.Join(cfg.Path, MetaDir), cfg.Logger)
 	b.scrub.start(b.stop)
 	b.refetch.start()
+	b.stage.start()
 	b.srv = grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage)}, cfg.ServerOptions...)...)
 	dfspb.RegisterBrickServiceServer(b.srv, &service{b: b})
 	dfspb.RegisterBrickMaintenanceServer(b.srv, &maintService{b: b})
@@ -206,6 +213,7 @@ func (b *Brick) Close() error {
 	close(b.stop)
 	b.scrub.close()
 	b.refetch.wait()
+	b.stage.wait()
 	b.locks.wait()
 	<-b.txnsDone
 	err := b.group.Close()

@@ -92,10 +92,22 @@ func (s *service) Mutate(ctx context.Context, cmd *dfspb.StoreCommand) (*dfspb.S
 			return storeFailure(err), nil
 		}
 	}
+	if err := checkClientWrite(cmd); err != nil {
+		return nil, err
+	}
 	if err := s.b.txnMutate(ctx, cmd); err != nil {
 		return nil, err
 	}
 	cmd.NowNs = nowNs()
+	if wc := s.b.stageable(ctx, cmd); wc != nil {
+		return s.b.mutateStaged(ctx, cmd, wc) // stage.go
+	}
+	return s.b.commitCmd(ctx, cmd)
+}
+
+// commitCmd commits cmd through the Raft group and returns the store's
+// answer.
+func (b *Brick) commitCmd(ctx context.Context, cmd *dfspb.StoreCommand) (*dfspb.StoreResult, error) {
 	data, err := store.EncodeCommand(cmd)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "encode command: %v", err)
@@ -103,13 +115,13 @@ func (s *service) Mutate(ctx context.Context, cmd *dfspb.StoreCommand) (*dfspb.S
 	// A call whose caller gave up before it got here (it sat in a socket
 	// buffer, say) is not proposed: the client has retried it already.
 	if err := ctx.Err(); err != nil {
-		return nil, s.b.rpcError(ctx, err)
+		return nil, b.rpcError(ctx, err)
 	}
 	// The caller's cancellation (a FUSE interrupt, say) must not abandon
 	// a proposal halfway: Apply waits for the outcome either way.
-	resp, err := s.b.group.Apply(ctx, data)
+	resp, err := b.group.Apply(ctx, data)
 	if err != nil {
-		return nil, s.b.rpcError(ctx, err)
+		return nil, b.rpcError(ctx, err)
 	}
 	res, ok := resp.(*dfspb.StoreResult)
 	if !ok {

@@ -143,6 +143,9 @@ func (t *txn) deleteChunk(file layout.ID, rec *dfspb.ChunkInfo) error {
 }
 
 func (t *txn) writeChunk(c *dfspb.WriteChunkCmd) (*dfspb.StoreResult, error) {
+	if len(c.StageId) > 0 {
+		return t.writeStaged(c) // stage.go
+	}
 	s := t.s
 	file, err := parseID("file", c.File)
 	if err != nil {

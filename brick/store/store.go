@@ -174,6 +174,8 @@ type Store struct {
 	countsMu sync.Mutex
 	counts   counts
 
+	stage stageBook // staged chunk writes (stage.go)
+
 	// The fields below are used only by Apply, ApplyBatch and Restore,
 	// which raft calls one at a time.
 

@@ -3870,6 +3870,126 @@ func (x *FetchChunkResponse) GetData() []byte {
 	return nil
 }
 
+type StageChunkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StageId       []byte                 `protobuf:"bytes,1,opt,name=stage_id,json=stageId,proto3" json:"stage_id,omitempty"` // 16 bytes
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	Crc           uint32                 `protobuf:"varint,3,opt,name=crc,proto3" json:"crc,omitempty"`   // CRC-32C of data
+	Drop          bool                   `protobuf:"varint,4,opt,name=drop,proto3" json:"drop,omitempty"` // remove the staging file instead
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StageChunkRequest) Reset() {
+	*x = StageChunkRequest{}
+	mi := &file_dfs_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StageChunkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StageChunkRequest) ProtoMessage() {}
+
+func (x *StageChunkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StageChunkRequest.ProtoReflect.Descriptor instead.
+func (*StageChunkRequest) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *StageChunkRequest) GetStageId() []byte {
+	if x != nil {
+		return x.StageId
+	}
+	return nil
+}
+
+func (x *StageChunkRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *StageChunkRequest) GetCrc() uint32 {
+	if x != nil {
+		return x.Crc
+	}
+	return 0
+}
+
+func (x *StageChunkRequest) GetDrop() bool {
+	if x != nil {
+		return x.Drop
+	}
+	return false
+}
+
+type StageChunkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          StoreErrorCode         `protobuf:"varint,1,opt,name=code,proto3,enum=dfs.v1.StoreErrorCode" json:"code,omitempty"` // NO_SPACE when the brick keeps its reserve
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StageChunkResponse) Reset() {
+	*x = StageChunkResponse{}
+	mi := &file_dfs_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StageChunkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StageChunkResponse) ProtoMessage() {}
+
+func (x *StageChunkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfs_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StageChunkResponse.ProtoReflect.Descriptor instead.
+func (*StageChunkResponse) Descriptor() ([]byte, []int) {
+	return file_dfs_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *StageChunkResponse) GetCode() StoreErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return StoreErrorCode_STORE_ERROR_CODE_OK
+}
+
+func (x *StageChunkResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type GetXattrRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -3880,7 +4000,7 @@ type GetXattrRequest struct {
 
 func (x *GetXattrRequest) Reset() {
 	*x = GetXattrRequest{}
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3892,7 +4012,7 @@ func (x *GetXattrRequest) String() string {
 func (*GetXattrRequest) ProtoMessage() {}
 
 func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[63]
+	mi := &file_dfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3905,7 +4025,7 @@ func (x *GetXattrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetXattrRequest.ProtoReflect.Descriptor instead.
 func (*GetXattrRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{63}
+	return file_dfs_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetXattrRequest) GetId() []byte {
@@ -3934,7 +4054,7 @@ type XattrResponse struct {
 
 func (x *XattrResponse) Reset() {
 	*x = XattrResponse{}
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3946,7 +4066,7 @@ func (x *XattrResponse) String() string {
 func (*XattrResponse) ProtoMessage() {}
 
 func (x *XattrResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[64]
+	mi := &file_dfs_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3959,7 +4079,7 @@ func (x *XattrResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use XattrResponse.ProtoReflect.Descriptor instead.
 func (*XattrResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{64}
+	return file_dfs_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *XattrResponse) GetCode() StoreErrorCode {
@@ -3998,7 +4118,7 @@ type StatfsRequest struct {
 
 func (x *StatfsRequest) Reset() {
 	*x = StatfsRequest{}
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4010,7 +4130,7 @@ func (x *StatfsRequest) String() string {
 func (*StatfsRequest) ProtoMessage() {}
 
 func (x *StatfsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[65]
+	mi := &file_dfs_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4023,7 +4143,7 @@ func (x *StatfsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatfsRequest.ProtoReflect.Descriptor instead.
 func (*StatfsRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{65}
+	return file_dfs_proto_rawDescGZIP(), []int{67}
 }
 
 type StatfsResponse struct {
@@ -4039,7 +4159,7 @@ type StatfsResponse struct {
 
 func (x *StatfsResponse) Reset() {
 	*x = StatfsResponse{}
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4051,7 +4171,7 @@ func (x *StatfsResponse) String() string {
 func (*StatfsResponse) ProtoMessage() {}
 
 func (x *StatfsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[66]
+	mi := &file_dfs_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4064,7 +4184,7 @@ func (x *StatfsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatfsResponse.ProtoReflect.Descriptor instead.
 func (*StatfsResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfs_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *StatfsResponse) GetTotalBytes() uint64 {
@@ -4110,7 +4230,7 @@ type BrickStatusRequest struct {
 
 func (x *BrickStatusRequest) Reset() {
 	*x = BrickStatusRequest{}
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4122,7 +4242,7 @@ func (x *BrickStatusRequest) String() string {
 func (*BrickStatusRequest) ProtoMessage() {}
 
 func (x *BrickStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[67]
+	mi := &file_dfs_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4135,7 +4255,7 @@ func (x *BrickStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickStatusRequest.ProtoReflect.Descriptor instead.
 func (*BrickStatusRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{67}
+	return file_dfs_proto_rawDescGZIP(), []int{69}
 }
 
 type BrickStatusResponse struct {
@@ -4153,7 +4273,7 @@ type BrickStatusResponse struct {
 
 func (x *BrickStatusResponse) Reset() {
 	*x = BrickStatusResponse{}
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4165,7 +4285,7 @@ func (x *BrickStatusResponse) String() string {
 func (*BrickStatusResponse) ProtoMessage() {}
 
 func (x *BrickStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[68]
+	mi := &file_dfs_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4178,7 +4298,7 @@ func (x *BrickStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrickStatusResponse.ProtoReflect.Descriptor instead.
 func (*BrickStatusResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{68}
+	return file_dfs_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *BrickStatusResponse) GetBrickId() string {
@@ -4234,7 +4354,7 @@ type VolumeHealRequest struct {
 
 func (x *VolumeHealRequest) Reset() {
 	*x = VolumeHealRequest{}
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4246,7 +4366,7 @@ func (x *VolumeHealRequest) String() string {
 func (*VolumeHealRequest) ProtoMessage() {}
 
 func (x *VolumeHealRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[69]
+	mi := &file_dfs_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4259,7 +4379,7 @@ func (x *VolumeHealRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeHealRequest.ProtoReflect.Descriptor instead.
 func (*VolumeHealRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{69}
+	return file_dfs_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *VolumeHealRequest) GetName() string {
@@ -4294,7 +4414,7 @@ type HealBrick struct {
 
 func (x *HealBrick) Reset() {
 	*x = HealBrick{}
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4306,7 +4426,7 @@ func (x *HealBrick) String() string {
 func (*HealBrick) ProtoMessage() {}
 
 func (x *HealBrick) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[70]
+	mi := &file_dfs_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4319,7 +4439,7 @@ func (x *HealBrick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealBrick.ProtoReflect.Descriptor instead.
 func (*HealBrick) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{70}
+	return file_dfs_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *HealBrick) GetHost() string {
@@ -4387,7 +4507,7 @@ type VolumeHealResponse struct {
 
 func (x *VolumeHealResponse) Reset() {
 	*x = VolumeHealResponse{}
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4399,7 +4519,7 @@ func (x *VolumeHealResponse) String() string {
 func (*VolumeHealResponse) ProtoMessage() {}
 
 func (x *VolumeHealResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[71]
+	mi := &file_dfs_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4412,7 +4532,7 @@ func (x *VolumeHealResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeHealResponse.ProtoReflect.Descriptor instead.
 func (*VolumeHealResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{71}
+	return file_dfs_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *VolumeHealResponse) GetBricks() []*HealBrick {
@@ -4434,7 +4554,7 @@ type VolumeReplaceBrickRequest struct {
 
 func (x *VolumeReplaceBrickRequest) Reset() {
 	*x = VolumeReplaceBrickRequest{}
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4446,7 +4566,7 @@ func (x *VolumeReplaceBrickRequest) String() string {
 func (*VolumeReplaceBrickRequest) ProtoMessage() {}
 
 func (x *VolumeReplaceBrickRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[72]
+	mi := &file_dfs_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4459,7 +4579,7 @@ func (x *VolumeReplaceBrickRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeReplaceBrickRequest.ProtoReflect.Descriptor instead.
 func (*VolumeReplaceBrickRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{72}
+	return file_dfs_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *VolumeReplaceBrickRequest) GetName() string {
@@ -4498,7 +4618,7 @@ type VolumeReplaceBrickResponse struct {
 
 func (x *VolumeReplaceBrickResponse) Reset() {
 	*x = VolumeReplaceBrickResponse{}
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4510,7 +4630,7 @@ func (x *VolumeReplaceBrickResponse) String() string {
 func (*VolumeReplaceBrickResponse) ProtoMessage() {}
 
 func (x *VolumeReplaceBrickResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[73]
+	mi := &file_dfs_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4523,7 +4643,7 @@ func (x *VolumeReplaceBrickResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeReplaceBrickResponse.ProtoReflect.Descriptor instead.
 func (*VolumeReplaceBrickResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{73}
+	return file_dfs_proto_rawDescGZIP(), []int{75}
 }
 
 type ChangeMembersRequest struct {
@@ -4537,7 +4657,7 @@ type ChangeMembersRequest struct {
 
 func (x *ChangeMembersRequest) Reset() {
 	*x = ChangeMembersRequest{}
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4549,7 +4669,7 @@ func (x *ChangeMembersRequest) String() string {
 func (*ChangeMembersRequest) ProtoMessage() {}
 
 func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[74]
+	mi := &file_dfs_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4562,7 +4682,7 @@ func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersRequest.ProtoReflect.Descriptor instead.
 func (*ChangeMembersRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{74}
+	return file_dfs_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ChangeMembersRequest) GetAddId() string {
@@ -4594,7 +4714,7 @@ type ChangeMembersResponse struct {
 
 func (x *ChangeMembersResponse) Reset() {
 	*x = ChangeMembersResponse{}
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4606,7 +4726,7 @@ func (x *ChangeMembersResponse) String() string {
 func (*ChangeMembersResponse) ProtoMessage() {}
 
 func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[75]
+	mi := &file_dfs_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4619,7 +4739,7 @@ func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersResponse.ProtoReflect.Descriptor instead.
 func (*ChangeMembersResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{75}
+	return file_dfs_proto_rawDescGZIP(), []int{77}
 }
 
 type ScrubRequest struct {
@@ -4630,7 +4750,7 @@ type ScrubRequest struct {
 
 func (x *ScrubRequest) Reset() {
 	*x = ScrubRequest{}
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4642,7 +4762,7 @@ func (x *ScrubRequest) String() string {
 func (*ScrubRequest) ProtoMessage() {}
 
 func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[76]
+	mi := &file_dfs_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4655,7 +4775,7 @@ func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubRequest.ProtoReflect.Descriptor instead.
 func (*ScrubRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{76}
+	return file_dfs_proto_rawDescGZIP(), []int{78}
 }
 
 type ScrubResponse struct {
@@ -4667,7 +4787,7 @@ type ScrubResponse struct {
 
 func (x *ScrubResponse) Reset() {
 	*x = ScrubResponse{}
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4679,7 +4799,7 @@ func (x *ScrubResponse) String() string {
 func (*ScrubResponse) ProtoMessage() {}
 
 func (x *ScrubResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[77]
+	mi := &file_dfs_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4692,7 +4812,7 @@ func (x *ScrubResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubResponse.ProtoReflect.Descriptor instead.
 func (*ScrubResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{77}
+	return file_dfs_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ScrubResponse) GetStatus() *ScrubStatus {
@@ -4712,7 +4832,7 @@ type TestLockRequest struct {
 
 func (x *TestLockRequest) Reset() {
 	*x = TestLockRequest{}
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4724,7 +4844,7 @@ func (x *TestLockRequest) String() string {
 func (*TestLockRequest) ProtoMessage() {}
 
 func (x *TestLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[78]
+	mi := &file_dfs_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4737,7 +4857,7 @@ func (x *TestLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestLockRequest.ProtoReflect.Descriptor instead.
 func (*TestLockRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{78}
+	return file_dfs_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *TestLockRequest) GetId() []byte {
@@ -4765,7 +4885,7 @@ type TestLockResponse struct {
 
 func (x *TestLockResponse) Reset() {
 	*x = TestLockResponse{}
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4777,7 +4897,7 @@ func (x *TestLockResponse) String() string {
 func (*TestLockResponse) ProtoMessage() {}
 
 func (x *TestLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[79]
+	mi := &file_dfs_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4790,7 +4910,7 @@ func (x *TestLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestLockResponse.ProtoReflect.Descriptor instead.
 func (*TestLockResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{79}
+	return file_dfs_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *TestLockResponse) GetCode() StoreErrorCode {
@@ -4823,7 +4943,7 @@ type RenewLockSessionRequest struct {
 
 func (x *RenewLockSessionRequest) Reset() {
 	*x = RenewLockSessionRequest{}
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4835,7 +4955,7 @@ func (x *RenewLockSessionRequest) String() string {
 func (*RenewLockSessionRequest) ProtoMessage() {}
 
 func (x *RenewLockSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[80]
+	mi := &file_dfs_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4848,7 +4968,7 @@ func (x *RenewLockSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLockSessionRequest.ProtoReflect.Descriptor instead.
 func (*RenewLockSessionRequest) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{80}
+	return file_dfs_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *RenewLockSessionRequest) GetSession() []byte {
@@ -4868,7 +4988,7 @@ type RenewLockSessionResponse struct {
 
 func (x *RenewLockSessionResponse) Reset() {
 	*x = RenewLockSessionResponse{}
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4880,7 +5000,7 @@ func (x *RenewLockSessionResponse) String() string {
 func (*RenewLockSessionResponse) ProtoMessage() {}
 
 func (x *RenewLockSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfs_proto_msgTypes[81]
+	mi := &file_dfs_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4893,7 +5013,7 @@ func (x *RenewLockSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLockSessionResponse.ProtoReflect.Descriptor instead.
 func (*RenewLockSessionResponse) Descriptor() ([]byte, []int) {
-	return file_dfs_proto_rawDescGZIP(), []int{81}
+	return file_dfs_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *RenewLockSessionResponse) GetLeaseMs() uint32 {
@@ -5188,7 +5308,15 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12%\n" +
 	"\x04info\x18\x03 \x01(\v2\x11.dfs.v1.ChunkInfoR\x04info\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data\"5\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"h\n" +
+	"\x11StageChunkRequest\x12\x19\n" +
+	"\bstage_id\x18\x01 \x01(\fR\astageId\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x10\n" +
+	"\x03crc\x18\x03 \x01(\rR\x03crc\x12\x12\n" +
+	"\x04drop\x18\x04 \x01(\bR\x04drop\"Z\n" +
+	"\x12StageChunkResponse\x12*\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x16.dfs.v1.StoreErrorCodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"5\n" +
 	"\x0fGetXattrRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"\x81\x01\n" +
@@ -5288,7 +5416,7 @@ const file_dfs_proto_rawDesc = "" +
 	"\x04Join\x12\x13.dfs.v1.JoinRequest\x1a\x14.dfs.v1.JoinResponse\x124\n" +
 	"\x05Leave\x12\x14.dfs.v1.LeaveRequest\x1a\x15.dfs.v1.LeaveResponse\x12L\n" +
 	"\rPrepareBricks\x12\x1c.dfs.v1.PrepareBricksRequest\x1a\x1d.dfs.v1.PrepareBricksResponse\x12L\n" +
-	"\rReleaseBricks\x12\x1c.dfs.v1.ReleaseBricksRequest\x1a\x1d.dfs.v1.ReleaseBricksResponse2\xb2\b\n" +
+	"\rReleaseBricks\x12\x1c.dfs.v1.ReleaseBricksRequest\x1a\x1d.dfs.v1.ReleaseBricksResponse2\xf7\b\n" +
 	"\fBrickService\x12;\n" +
 	"\x04Ping\x12\x18.dfs.v1.BrickPingRequest\x1a\x19.dfs.v1.BrickPingResponse\x123\n" +
 	"\x06Mutate\x12\x14.dfs.v1.StoreCommand\x1a\x13.dfs.v1.StoreResult\x126\n" +
@@ -5303,7 +5431,9 @@ const file_dfs_proto_rawDesc = "" +
 	"\x06Statfs\x12\x15.dfs.v1.StatfsRequest\x1a\x16.dfs.v1.StatfsResponse\x12A\n" +
 	"\x06Status\x12\x1a.dfs.v1.BrickStatusRequest\x1a\x1b.dfs.v1.BrickStatusResponse\x12C\n" +
 	"\n" +
-	"FetchChunk\x12\x19.dfs.v1.FetchChunkRequest\x1a\x1a.dfs.v1.FetchChunkResponse\x12L\n" +
+	"FetchChunk\x12\x19.dfs.v1.FetchChunkRequest\x1a\x1a.dfs.v1.FetchChunkResponse\x12C\n" +
+	"\n" +
+	"StageChunk\x12\x19.dfs.v1.StageChunkRequest\x1a\x1a.dfs.v1.StageChunkResponse\x12L\n" +
 	"\rChangeMembers\x12\x1c.dfs.v1.ChangeMembersRequest\x1a\x1d.dfs.v1.ChangeMembersResponse\x124\n" +
 	"\x05Scrub\x12\x14.dfs.v1.ScrubRequest\x1a\x15.dfs.v1.ScrubResponse\x12=\n" +
 	"\bTestLock\x12\x17.dfs.v1.TestLockRequest\x1a\x18.dfs.v1.TestLockResponse\x12U\n" +
@@ -5323,7 +5453,7 @@ func file_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
+var file_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
 var file_dfs_proto_goTypes = []any{
 	(VolumeState)(0),                   // 0: dfs.v1.VolumeState
 	(*RunTxnRequest)(nil),              // 1: dfs.v1.RunTxnRequest
@@ -5389,46 +5519,48 @@ var file_dfs_proto_goTypes = []any{
 	(*ReadResponse)(nil),               // 61: dfs.v1.ReadResponse
 	(*FetchChunkRequest)(nil),          // 62: dfs.v1.FetchChunkRequest
 	(*FetchChunkResponse)(nil),         // 63: dfs.v1.FetchChunkResponse
-	(*GetXattrRequest)(nil),            // 64: dfs.v1.GetXattrRequest
-	(*XattrResponse)(nil),              // 65: dfs.v1.XattrResponse
-	(*StatfsRequest)(nil),              // 66: dfs.v1.StatfsRequest
-	(*StatfsResponse)(nil),             // 67: dfs.v1.StatfsResponse
-	(*BrickStatusRequest)(nil),         // 68: dfs.v1.BrickStatusRequest
-	(*BrickStatusResponse)(nil),        // 69: dfs.v1.BrickStatusResponse
-	(*VolumeHealRequest)(nil),          // 70: dfs.v1.VolumeHealRequest
-	(*HealBrick)(nil),                  // 71: dfs.v1.HealBrick
-	(*VolumeHealResponse)(nil),         // 72: dfs.v1.VolumeHealResponse
-	(*VolumeReplaceBrickRequest)(nil),  // 73: dfs.v1.VolumeReplaceBrickRequest
-	(*VolumeReplaceBrickResponse)(nil), // 74: dfs.v1.VolumeReplaceBrickResponse
-	(*ChangeMembersRequest)(nil),       // 75: dfs.v1.ChangeMembersRequest
-	(*ChangeMembersResponse)(nil),      // 76: dfs.v1.ChangeMembersResponse
-	(*ScrubRequest)(nil),               // 77: dfs.v1.ScrubRequest
-	(*ScrubResponse)(nil),              // 78: dfs.v1.ScrubResponse
-	(*TestLockRequest)(nil),            // 79: dfs.v1.TestLockRequest
-	(*TestLockResponse)(nil),           // 80: dfs.v1.TestLockResponse
-	(*RenewLockSessionRequest)(nil),    // 81: dfs.v1.RenewLockSessionRequest
-	(*RenewLockSessionResponse)(nil),   // 82: dfs.v1.RenewLockSessionResponse
-	nil,                                // 83: dfs.v1.Volume.OptionsEntry
-	nil,                                // 84: dfs.v1.VolumeLayout.OptionsEntry
-	(*TxnIntent)(nil),                  // 85: dfs.v1.TxnIntent
-	(StoreErrorCode)(0),                // 86: dfs.v1.StoreErrorCode
-	(*Dirent)(nil),                     // 87: dfs.v1.Dirent
-	(*ChunkInfo)(nil),                  // 88: dfs.v1.ChunkInfo
-	(*FileLock)(nil),                   // 89: dfs.v1.FileLock
-	(*StoreCommand)(nil),               // 90: dfs.v1.StoreCommand
-	(*StoreResult)(nil),                // 91: dfs.v1.StoreResult
+	(*StageChunkRequest)(nil),          // 64: dfs.v1.StageChunkRequest
+	(*StageChunkResponse)(nil),         // 65: dfs.v1.StageChunkResponse
+	(*GetXattrRequest)(nil),            // 66: dfs.v1.GetXattrRequest
+	(*XattrResponse)(nil),              // 67: dfs.v1.XattrResponse
+	(*StatfsRequest)(nil),              // 68: dfs.v1.StatfsRequest
+	(*StatfsResponse)(nil),             // 69: dfs.v1.StatfsResponse
+	(*BrickStatusRequest)(nil),         // 70: dfs.v1.BrickStatusRequest
+	(*BrickStatusResponse)(nil),        // 71: dfs.v1.BrickStatusResponse
+	(*VolumeHealRequest)(nil),          // 72: dfs.v1.VolumeHealRequest
+	(*HealBrick)(nil),                  // 73: dfs.v1.HealBrick
+	(*VolumeHealResponse)(nil),         // 74: dfs.v1.VolumeHealResponse
+	(*VolumeReplaceBrickRequest)(nil),  // 75: dfs.v1.VolumeReplaceBrickRequest
+	(*VolumeReplaceBrickResponse)(nil), // 76: dfs.v1.VolumeReplaceBrickResponse
+	(*ChangeMembersRequest)(nil),       // 77: dfs.v1.ChangeMembersRequest
+	(*ChangeMembersResponse)(nil),      // 78: dfs.v1.ChangeMembersResponse
+	(*ScrubRequest)(nil),               // 79: dfs.v1.ScrubRequest
+	(*ScrubResponse)(nil),              // 80: dfs.v1.ScrubResponse
+	(*TestLockRequest)(nil),            // 81: dfs.v1.TestLockRequest
+	(*TestLockResponse)(nil),           // 82: dfs.v1.TestLockResponse
+	(*RenewLockSessionRequest)(nil),    // 83: dfs.v1.RenewLockSessionRequest
+	(*RenewLockSessionResponse)(nil),   // 84: dfs.v1.RenewLockSessionResponse
+	nil,                                // 85: dfs.v1.Volume.OptionsEntry
+	nil,                                // 86: dfs.v1.VolumeLayout.OptionsEntry
+	(*TxnIntent)(nil),                  // 87: dfs.v1.TxnIntent
+	(StoreErrorCode)(0),                // 88: dfs.v1.StoreErrorCode
+	(*Dirent)(nil),                     // 89: dfs.v1.Dirent
+	(*ChunkInfo)(nil),                  // 90: dfs.v1.ChunkInfo
+	(*FileLock)(nil),                   // 91: dfs.v1.FileLock
+	(*StoreCommand)(nil),               // 92: dfs.v1.StoreCommand
+	(*StoreResult)(nil),                // 93: dfs.v1.StoreResult
 }
 var file_dfs_proto_depIdxs = []int32{
-	85, // 0: dfs.v1.RunTxnRequest.intent:type_name -> dfs.v1.TxnIntent
-	86, // 1: dfs.v1.RunTxnResponse.code:type_name -> dfs.v1.StoreErrorCode
-	85, // 2: dfs.v1.RunTxnResponse.intent:type_name -> dfs.v1.TxnIntent
+	87, // 0: dfs.v1.RunTxnRequest.intent:type_name -> dfs.v1.TxnIntent
+	88, // 1: dfs.v1.RunTxnResponse.code:type_name -> dfs.v1.StoreErrorCode
+	87, // 2: dfs.v1.RunTxnResponse.intent:type_name -> dfs.v1.TxnIntent
 	3,  // 3: dfs.v1.PeerProbeResponse.peer:type_name -> dfs.v1.Peer
 	3,  // 4: dfs.v1.PeerListResponse.peers:type_name -> dfs.v1.Peer
 	10, // 5: dfs.v1.VolumeCreateRequest.bricks:type_name -> dfs.v1.BrickSpec
 	20, // 6: dfs.v1.VolumeCreateResponse.volume:type_name -> dfs.v1.Volume
 	0,  // 7: dfs.v1.Volume.state:type_name -> dfs.v1.VolumeState
 	19, // 8: dfs.v1.Volume.bricks:type_name -> dfs.v1.Brick
-	83, // 9: dfs.v1.Volume.options:type_name -> dfs.v1.Volume.OptionsEntry
+	85, // 9: dfs.v1.Volume.options:type_name -> dfs.v1.Volume.OptionsEntry
 	20, // 10: dfs.v1.VolumeInfoResponse.volumes:type_name -> dfs.v1.Volume
 	0,  // 11: dfs.v1.VolumeStatusEntry.state:type_name -> dfs.v1.VolumeState
 	23, // 12: dfs.v1.VolumeStatusEntry.bricks:type_name -> dfs.v1.BrickStatus
@@ -5438,106 +5570,109 @@ var file_dfs_proto_depIdxs = []int32{
 	36, // 16: dfs.v1.Subvolume.bricks:type_name -> dfs.v1.BrickEndpoint
 	0,  // 17: dfs.v1.VolumeLayout.state:type_name -> dfs.v1.VolumeState
 	37, // 18: dfs.v1.VolumeLayout.subvolumes:type_name -> dfs.v1.Subvolume
-	84, // 19: dfs.v1.VolumeLayout.options:type_name -> dfs.v1.VolumeLayout.OptionsEntry
+	86, // 19: dfs.v1.VolumeLayout.options:type_name -> dfs.v1.VolumeLayout.OptionsEntry
 	40, // 20: dfs.v1.BrickState.scrub:type_name -> dfs.v1.ScrubStatus
 	39, // 21: dfs.v1.HeartbeatRequest.bricks:type_name -> dfs.v1.BrickState
-	86, // 22: dfs.v1.ReadDirResponse.code:type_name -> dfs.v1.StoreErrorCode
-	87, // 23: dfs.v1.ReadDirResponse.entries:type_name -> dfs.v1.Dirent
-	86, // 24: dfs.v1.ReadResponse.code:type_name -> dfs.v1.StoreErrorCode
-	86, // 25: dfs.v1.FetchChunkResponse.code:type_name -> dfs.v1.StoreErrorCode
-	88, // 26: dfs.v1.FetchChunkResponse.info:type_name -> dfs.v1.ChunkInfo
-	86, // 27: dfs.v1.XattrResponse.code:type_name -> dfs.v1.StoreErrorCode
-	40, // 28: dfs.v1.HealBrick.scrub:type_name -> dfs.v1.ScrubStatus
-	71, // 29: dfs.v1.VolumeHealResponse.bricks:type_name -> dfs.v1.HealBrick
-	10, // 30: dfs.v1.VolumeReplaceBrickRequest.old:type_name -> dfs.v1.BrickSpec
-	10, // 31: dfs.v1.VolumeReplaceBrickRequest.new:type_name -> dfs.v1.BrickSpec
-	40, // 32: dfs.v1.ScrubResponse.status:type_name -> dfs.v1.ScrubStatus
-	89, // 33: dfs.v1.TestLockRequest.lock:type_name -> dfs.v1.FileLock
-	86, // 34: dfs.v1.TestLockResponse.code:type_name -> dfs.v1.StoreErrorCode
-	89, // 35: dfs.v1.TestLockResponse.conflict:type_name -> dfs.v1.FileLock
-	4,  // 36: dfs.v1.Manager.PeerProbe:input_type -> dfs.v1.PeerProbeRequest
-	6,  // 37: dfs.v1.Manager.PeerDetach:input_type -> dfs.v1.PeerDetachRequest
-	8,  // 38: dfs.v1.Manager.PeerList:input_type -> dfs.v1.PeerListRequest
-	11, // 39: dfs.v1.Manager.VolumeCreate:input_type -> dfs.v1.VolumeCreateRequest
-	13, // 40: dfs.v1.Manager.VolumeStart:input_type -> dfs.v1.VolumeStartRequest
-	15, // 41: dfs.v1.Manager.VolumeStop:input_type -> dfs.v1.VolumeStopRequest
-	17, // 42: dfs.v1.Manager.VolumeDelete:input_type -> dfs.v1.VolumeDeleteRequest
-	21, // 43: dfs.v1.Manager.VolumeInfo:input_type -> dfs.v1.VolumeInfoRequest
-	25, // 44: dfs.v1.Manager.VolumeStatus:input_type -> dfs.v1.VolumeStatusRequest
-	28, // 45: dfs.v1.Manager.VolumeSet:input_type -> dfs.v1.VolumeSetRequest
-	31, // 46: dfs.v1.Manager.VolumeGet:input_type -> dfs.v1.VolumeGetRequest
-	33, // 47: dfs.v1.Manager.VolumeReset:input_type -> dfs.v1.VolumeResetRequest
-	70, // 48: dfs.v1.Manager.VolumeHeal:input_type -> dfs.v1.VolumeHealRequest
-	73, // 49: dfs.v1.Manager.VolumeReplaceBrick:input_type -> dfs.v1.VolumeReplaceBrickRequest
-	35, // 50: dfs.v1.Manager.GetLayout:input_type -> dfs.v1.GetLayoutRequest
-	35, // 51: dfs.v1.Manager.WatchLayout:input_type -> dfs.v1.GetLayoutRequest
-	41, // 52: dfs.v1.Manager.Heartbeat:input_type -> dfs.v1.HeartbeatRequest
-	43, // 53: dfs.v1.PeerService.Identity:input_type -> dfs.v1.IdentityRequest
-	45, // 54: dfs.v1.PeerService.Join:input_type -> dfs.v1.JoinRequest
-	47, // 55: dfs.v1.PeerService.Leave:input_type -> dfs.v1.LeaveRequest
-	49, // 56: dfs.v1.PeerService.PrepareBricks:input_type -> dfs.v1.PrepareBricksRequest
-	51, // 57: dfs.v1.PeerService.ReleaseBricks:input_type -> dfs.v1.ReleaseBricksRequest
-	53, // 58: dfs.v1.BrickService.Ping:input_type -> dfs.v1.BrickPingRequest
-	90, // 59: dfs.v1.BrickService.Mutate:input_type -> dfs.v1.StoreCommand
-	55, // 60: dfs.v1.BrickService.GetAttr:input_type -> dfs.v1.GetAttrRequest
-	56, // 61: dfs.v1.BrickService.Lookup:input_type -> dfs.v1.LookupRequest
-	57, // 62: dfs.v1.BrickService.ReadDir:input_type -> dfs.v1.ReadDirRequest
-	59, // 63: dfs.v1.BrickService.ReadInline:input_type -> dfs.v1.ReadInlineRequest
-	60, // 64: dfs.v1.BrickService.ReadChunk:input_type -> dfs.v1.ReadChunkRequest
-	64, // 65: dfs.v1.BrickService.GetXattr:input_type -> dfs.v1.GetXattrRequest
-	55, // 66: dfs.v1.BrickService.ListXattr:input_type -> dfs.v1.GetAttrRequest
-	66, // 67: dfs.v1.BrickService.Statfs:input_type -> dfs.v1.StatfsRequest
-	68, // 68: dfs.v1.BrickService.Status:input_type -> dfs.v1.BrickStatusRequest
-	62, // 69: dfs.v1.BrickService.FetchChunk:input_type -> dfs.v1.FetchChunkRequest
-	75, // 70: dfs.v1.BrickService.ChangeMembers:input_type -> dfs.v1.ChangeMembersRequest
-	77, // 71: dfs.v1.BrickService.Scrub:input_type -> dfs.v1.ScrubRequest
-	79, // 72: dfs.v1.BrickService.TestLock:input_type -> dfs.v1.TestLockRequest
-	81, // 73: dfs.v1.BrickService.RenewLockSession:input_type -> dfs.v1.RenewLockSessionRequest
-	1,  // 74: dfs.v1.BrickService.RunTxn:input_type -> dfs.v1.RunTxnRequest
-	5,  // 75: dfs.v1.Manager.PeerProbe:output_type -> dfs.v1.PeerProbeResponse
-	7,  // 76: dfs.v1.Manager.PeerDetach:output_type -> dfs.v1.PeerDetachResponse
-	9,  // 77: dfs.v1.Manager.PeerList:output_type -> dfs.v1.PeerListResponse
-	12, // 78: dfs.v1.Manager.VolumeCreate:output_type -> dfs.v1.VolumeCreateResponse
-	14, // 79: dfs.v1.Manager.VolumeStart:output_type -> dfs.v1.VolumeStartResponse
-	16, // 80: dfs.v1.Manager.VolumeStop:output_type -> dfs.v1.VolumeStopResponse
-	18, // 81: dfs.v1.Manager.VolumeDelete:output_type -> dfs.v1.VolumeDeleteResponse
-	22, // 82: dfs.v1.Manager.VolumeInfo:output_type -> dfs.v1.VolumeInfoResponse
-	27, // 83: dfs.v1.Manager.VolumeStatus:output_type -> dfs.v1.VolumeStatusResponse
-	29, // 84: dfs.v1.Manager.VolumeSet:output_type -> dfs.v1.VolumeSetResponse
-	32, // 85: dfs.v1.Manager.VolumeGet:output_type -> dfs.v1.VolumeGetResponse
-	34, // 86: dfs.v1.Manager.VolumeReset:output_type -> dfs.v1.VolumeResetResponse
-	72, // 87: dfs.v1.Manager.VolumeHeal:output_type -> dfs.v1.VolumeHealResponse
-	74, // 88: dfs.v1.Manager.VolumeReplaceBrick:output_type -> dfs.v1.VolumeReplaceBrickResponse
-	38, // 89: dfs.v1.Manager.GetLayout:output_type -> dfs.v1.VolumeLayout
-	38, // 90: dfs.v1.Manager.WatchLayout:output_type -> dfs.v1.VolumeLayout
-	42, // 91: dfs.v1.Manager.Heartbeat:output_type -> dfs.v1.HeartbeatResponse
-	44, // 92: dfs.v1.PeerService.Identity:output_type -> dfs.v1.IdentityResponse
-	46, // 93: dfs.v1.PeerService.Join:output_type -> dfs.v1.JoinResponse
-	48, // 94: dfs.v1.PeerService.Leave:output_type -> dfs.v1.LeaveResponse
-	50, // 95: dfs.v1.PeerService.PrepareBricks:output_type -> dfs.v1.PrepareBricksResponse
-	52, // 96: dfs.v1.PeerService.ReleaseBricks:output_type -> dfs.v1.ReleaseBricksResponse
-	54, // 97: dfs.v1.BrickService.Ping:output_type -> dfs.v1.BrickPingResponse
-	91, // 98: dfs.v1.BrickService.Mutate:output_type -> dfs.v1.StoreResult
-	91, // 99: dfs.v1.BrickService.GetAttr:output_type -> dfs.v1.StoreResult
-	91, // 100: dfs.v1.BrickService.Lookup:output_type -> dfs.v1.StoreResult
-	58, // 101: dfs.v1.BrickService.ReadDir:output_type -> dfs.v1.ReadDirResponse
-	61, // 102: dfs.v1.BrickService.ReadInline:output_type -> dfs.v1.ReadResponse
-	61, // 103: dfs.v1.BrickService.ReadChunk:output_type -> dfs.v1.ReadResponse
-	65, // 104: dfs.v1.BrickService.GetXattr:output_type -> dfs.v1.XattrResponse
-	65, // 105: dfs.v1.BrickService.ListXattr:output_type -> dfs.v1.XattrResponse
-	67, // 106: dfs.v1.BrickService.Statfs:output_type -> dfs.v1.StatfsResponse
-	69, // 107: dfs.v1.BrickService.Status:output_type -> dfs.v1.BrickStatusResponse
-	63, // 108: dfs.v1.BrickService.FetchChunk:output_type -> dfs.v1.FetchChunkResponse
-	76, // 109: dfs.v1.BrickService.ChangeMembers:output_type -> dfs.v1.ChangeMembersResponse
-	78, // 110: dfs.v1.BrickService.Scrub:output_type -> dfs.v1.ScrubResponse
-	80, // 111: dfs.v1.BrickService.TestLock:output_type -> dfs.v1.TestLockResponse
-	82, // 112: dfs.v1.BrickService.RenewLockSession:output_type -> dfs.v1.RenewLockSessionResponse
-	2,  // 113: dfs.v1.BrickService.RunTxn:output_type -> dfs.v1.RunTxnResponse
-	75, // [75:114] is the sub-list for method output_type
-	36, // [36:75] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	88, // 22: dfs.v1.ReadDirResponse.code:type_name -> dfs.v1.StoreErrorCode
+	89, // 23: dfs.v1.ReadDirResponse.entries:type_name -> dfs.v1.Dirent
+	88, // 24: dfs.v1.ReadResponse.code:type_name -> dfs.v1.StoreErrorCode
+	88, // 25: dfs.v1.FetchChunkResponse.code:type_name -> dfs.v1.StoreErrorCode
+	90, // 26: dfs.v1.FetchChunkResponse.info:type_name -> dfs.v1.ChunkInfo
+	88, // 27: dfs.v1.StageChunkResponse.code:type_name -> dfs.v1.StoreErrorCode
+	88, // 28: dfs.v1.XattrResponse.code:type_name -> dfs.v1.StoreErrorCode
+	40, // 29: dfs.v1.HealBrick.scrub:type_name -> dfs.v1.ScrubStatus
+	73, // 30: dfs.v1.VolumeHealResponse.bricks:type_name -> dfs.v1.HealBrick
+	10, // 31: dfs.v1.VolumeReplaceBrickRequest.old:type_name -> dfs.v1.BrickSpec
+	10, // 32: dfs.v1.VolumeReplaceBrickRequest.new:type_name -> dfs.v1.BrickSpec
+	40, // 33: dfs.v1.ScrubResponse.status:type_name -> dfs.v1.ScrubStatus
+	91, // 34: dfs.v1.TestLockRequest.lock:type_name -> dfs.v1.FileLock
+	88, // 35: dfs.v1.TestLockResponse.code:type_name -> dfs.v1.StoreErrorCode
+	91, // 36: dfs.v1.TestLockResponse.conflict:type_name -> dfs.v1.FileLock
+	4,  // 37: dfs.v1.Manager.PeerProbe:input_type -> dfs.v1.PeerProbeRequest
+	6,  // 38: dfs.v1.Manager.PeerDetach:input_type -> dfs.v1.PeerDetachRequest
+	8,  // 39: dfs.v1.Manager.PeerList:input_type -> dfs.v1.PeerListRequest
+	11, // 40: dfs.v1.Manager.VolumeCreate:input_type -> dfs.v1.VolumeCreateRequest
+	13, // 41: dfs.v1.Manager.VolumeStart:input_type -> dfs.v1.VolumeStartRequest
+	15, // 42: dfs.v1.Manager.VolumeStop:input_type -> dfs.v1.VolumeStopRequest
+	17, // 43: dfs.v1.Manager.VolumeDelete:input_type -> dfs.v1.VolumeDeleteRequest
+	21, // 44: dfs.v1.Manager.VolumeInfo:input_type -> dfs.v1.VolumeInfoRequest
+	25, // 45: dfs.v1.Manager.VolumeStatus:input_type -> dfs.v1.VolumeStatusRequest
+	28, // 46: dfs.v1.Manager.VolumeSet:input_type -> dfs.v1.VolumeSetRequest
+	31, // 47: dfs.v1.Manager.VolumeGet:input_type -> dfs.v1.VolumeGetRequest
+	33, // 48: dfs.v1.Manager.VolumeReset:input_type -> dfs.v1.VolumeResetRequest
+	72, // 49: dfs.v1.Manager.VolumeHeal:input_type -> dfs.v1.VolumeHealRequest
+	75, // 50: dfs.v1.Manager.VolumeReplaceBrick:input_type -> dfs.v1.VolumeReplaceBrickRequest
+	35, // 51: dfs.v1.Manager.GetLayout:input_type -> dfs.v1.GetLayoutRequest
+	35, // 52: dfs.v1.Manager.WatchLayout:input_type -> dfs.v1.GetLayoutRequest
+	41, // 53: dfs.v1.Manager.Heartbeat:input_type -> dfs.v1.HeartbeatRequest
+	43, // 54: dfs.v1.PeerService.Identity:input_type -> dfs.v1.IdentityRequest
+	45, // 55: dfs.v1.PeerService.Join:input_type -> dfs.v1.JoinRequest
+	47, // 56: dfs.v1.PeerService.Leave:input_type -> dfs.v1.LeaveRequest
+	49, // 57: dfs.v1.PeerService.PrepareBricks:input_type -> dfs.v1.PrepareBricksRequest
+	51, // 58: dfs.v1.PeerService.ReleaseBricks:input_type -> dfs.v1.ReleaseBricksRequest
+	53, // 59: dfs.v1.BrickService.Ping:input_type -> dfs.v1.BrickPingRequest
+	92, // 60: dfs.v1.BrickService.Mutate:input_type -> dfs.v1.StoreCommand
+	55, // 61: dfs.v1.BrickService.GetAttr:input_type -> dfs.v1.GetAttrRequest
+	56, // 62: dfs.v1.BrickService.Lookup:input_type -> dfs.v1.LookupRequest
+	57, // 63: dfs.v1.BrickService.ReadDir:input_type -> dfs.v1.ReadDirRequest
+	59, // 64: dfs.v1.BrickService.ReadInline:input_type -> dfs.v1.ReadInlineRequest
+	60, // 65: dfs.v1.BrickService.ReadChunk:input_type -> dfs.v1.ReadChunkRequest
+	66, // 66: dfs.v1.BrickService.GetXattr:input_type -> dfs.v1.GetXattrRequest
+	55, // 67: dfs.v1.BrickService.ListXattr:input_type -> dfs.v1.GetAttrRequest
+	68, // 68: dfs.v1.BrickService.Statfs:input_type -> dfs.v1.StatfsRequest
+	70, // 69: dfs.v1.BrickService.Status:input_type -> dfs.v1.BrickStatusRequest
+	62, // 70: dfs.v1.BrickService.FetchChunk:input_type -> dfs.v1.FetchChunkRequest
+	64, // 71: dfs.v1.BrickService.StageChunk:input_type -> dfs.v1.StageChunkRequest
+	77, // 72: dfs.v1.BrickService.ChangeMembers:input_type -> dfs.v1.ChangeMembersRequest
+	79, // 73: dfs.v1.BrickService.Scrub:input_type -> dfs.v1.ScrubRequest
+	81, // 74: dfs.v1.BrickService.TestLock:input_type -> dfs.v1.TestLockRequest
+	83, // 75: dfs.v1.BrickService.RenewLockSession:input_type -> dfs.v1.RenewLockSessionRequest
+	1,  // 76: dfs.v1.BrickService.RunTxn:input_type -> dfs.v1.RunTxnRequest
+	5,  // 77: dfs.v1.Manager.PeerProbe:output_type -> dfs.v1.PeerProbeResponse
+	7,  // 78: dfs.v1.Manager.PeerDetach:output_type -> dfs.v1.PeerDetachResponse
+	9,  // 79: dfs.v1.Manager.PeerList:output_type -> dfs.v1.PeerListResponse
+	12, // 80: dfs.v1.Manager.VolumeCreate:output_type -> dfs.v1.VolumeCreateResponse
+	14, // 81: dfs.v1.Manager.VolumeStart:output_type -> dfs.v1.VolumeStartResponse
+	16, // 82: dfs.v1.Manager.VolumeStop:output_type -> dfs.v1.VolumeStopResponse
+	18, // 83: dfs.v1.Manager.VolumeDelete:output_type -> dfs.v1.VolumeDeleteResponse
+	22, // 84: dfs.v1.Manager.VolumeInfo:output_type -> dfs.v1.VolumeInfoResponse
+	27, // 85: dfs.v1.Manager.VolumeStatus:output_type -> dfs.v1.VolumeStatusResponse
+	29, // 86: dfs.v1.Manager.VolumeSet:output_type -> dfs.v1.VolumeSetResponse
+	32, // 87: dfs.v1.Manager.VolumeGet:output_type -> dfs.v1.VolumeGetResponse
+	34, // 88: dfs.v1.Manager.VolumeReset:output_type -> dfs.v1.VolumeResetResponse
+	74, // 89: dfs.v1.Manager.VolumeHeal:output_type -> dfs.v1.VolumeHealResponse
+	76, // 90: dfs.v1.Manager.VolumeReplaceBrick:output_type -> dfs.v1.VolumeReplaceBrickResponse
+	38, // 91: dfs.v1.Manager.GetLayout:output_type -> dfs.v1.VolumeLayout
+	38, // 92: dfs.v1.Manager.WatchLayout:output_type -> dfs.v1.VolumeLayout
+	42, // 93: dfs.v1.Manager.Heartbeat:output_type -> dfs.v1.HeartbeatResponse
+	44, // 94: dfs.v1.PeerService.Identity:output_type -> dfs.v1.IdentityResponse
+	46, // 95: dfs.v1.PeerService.Join:output_type -> dfs.v1.JoinResponse
+	48, // 96: dfs.v1.PeerService.Leave:output_type -> dfs.v1.LeaveResponse
+	50, // 97: dfs.v1.PeerService.PrepareBricks:output_type -> dfs.v1.PrepareBricksResponse
+	52, // 98: dfs.v1.PeerService.ReleaseBricks:output_type -> dfs.v1.ReleaseBricksResponse
+	54, // 99: dfs.v1.BrickService.Ping:output_type -> dfs.v1.BrickPingResponse
+	93, // 100: dfs.v1.BrickService.Mutate:output_type -> dfs.v1.StoreResult
+	93, // 101: dfs.v1.BrickService.GetAttr:output_type -> dfs.v1.StoreResult
+	93, // 102: dfs.v1.BrickService.Lookup:output_type -> dfs.v1.StoreResult
+	58, // 103: dfs.v1.BrickService.ReadDir:output_type -> dfs.v1.ReadDirResponse
+	61, // 104: dfs.v1.BrickService.ReadInline:output_type -> dfs.v1.ReadResponse
+	61, // 105: dfs.v1.BrickService.ReadChunk:output_type -> dfs.v1.ReadResponse
+	67, // 106: dfs.v1.BrickService.GetXattr:output_type -> dfs.v1.XattrResponse
+	67, // 107: dfs.v1.BrickService.ListXattr:output_type -> dfs.v1.XattrResponse
+	69, // 108: dfs.v1.BrickService.Statfs:output_type -> dfs.v1.StatfsResponse
+	71, // 109: dfs.v1.BrickService.Status:output_type -> dfs.v1.BrickStatusResponse
+	63, // 110: dfs.v1.BrickService.FetchChunk:output_type -> dfs.v1.FetchChunkResponse
+	65, // 111: dfs.v1.BrickService.StageChunk:output_type -> dfs.v1.StageChunkResponse
+	78, // 112: dfs.v1.BrickService.ChangeMembers:output_type -> dfs.v1.ChangeMembersResponse
+	80, // 113: dfs.v1.BrickService.Scrub:output_type -> dfs.v1.ScrubResponse
+	82, // 114: dfs.v1.BrickService.TestLock:output_type -> dfs.v1.TestLockResponse
+	84, // 115: dfs.v1.BrickService.RenewLockSession:output_type -> dfs.v1.RenewLockSessionResponse
+	2,  // 116: dfs.v1.BrickService.RunTxn:output_type -> dfs.v1.RunTxnResponse
+	77, // [77:117] is the sub-list for method output_type
+	37, // [37:77] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_dfs_proto_init() }
@@ -5552,7 +5687,7 @@ func file_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfs_proto_rawDesc), len(file_dfs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   84,
+			NumMessages:   86,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

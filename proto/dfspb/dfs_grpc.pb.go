@@ -1034,6 +1034,7 @@ const (
 	BrickService_Statfs_FullMethodName           = "/dfs.v1.BrickService/Statfs"
 	BrickService_Status_FullMethodName           = "/dfs.v1.BrickService/Status"
 	BrickService_FetchChunk_FullMethodName       = "/dfs.v1.BrickService/FetchChunk"
+	BrickService_StageChunk_FullMethodName       = "/dfs.v1.BrickService/StageChunk"
 	BrickService_ChangeMembers_FullMethodName    = "/dfs.v1.BrickService/ChangeMembers"
 	BrickService_Scrub_FullMethodName            = "/dfs.v1.BrickService/Scrub"
 	BrickService_TestLock_FullMethodName         = "/dfs.v1.BrickService/TestLock"
@@ -1074,6 +1075,11 @@ type BrickServiceClient interface {
 	// FetchChunk returns this brick's own copy of a whole chunk, leader or
 	// not, for repair by a peer; any brick answers.
 	FetchChunk(ctx context.Context, in *FetchChunkRequest, opts ...grpc.CallOption) (*FetchChunkResponse, error)
+	// StageChunk writes and fdatasyncs a chunk write's bytes to a staging
+	// file on this member, beside the Raft log (brick/stage.go), or drops
+	// one (drop). Sent by the subvolume's leader to the other members
+	// before it proposes the staged WriteChunkCmd; any brick answers.
+	StageChunk(ctx context.Context, in *StageChunkRequest, opts ...grpc.CallOption) (*StageChunkResponse, error)
 	// ChangeMembers adds and/or removes a member of the replica set's Raft
 	// group (replace-brick). Leader only.
 	ChangeMembers(ctx context.Context, in *ChangeMembersRequest, opts ...grpc.CallOption) (*ChangeMembersResponse, error)
@@ -1223,6 +1229,16 @@ func (c *brickServiceClient) FetchChunk(ctx context.Context, in *FetchChunkReque
 	return out, nil
 }
 
+func (c *brickServiceClient) StageChunk(ctx context.Context, in *StageChunkRequest, opts ...grpc.CallOption) (*StageChunkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StageChunkResponse)
+	err := c.cc.Invoke(ctx, BrickService_StageChunk_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *brickServiceClient) ChangeMembers(ctx context.Context, in *ChangeMembersRequest, opts ...grpc.CallOption) (*ChangeMembersResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ChangeMembersResponse)
@@ -1306,6 +1322,11 @@ type BrickServiceServer interface {
 	// FetchChunk returns this brick's own copy of a whole chunk, leader or
 	// not, for repair by a peer; any brick answers.
 	FetchChunk(context.Context, *FetchChunkRequest) (*FetchChunkResponse, error)
+	// StageChunk writes and fdatasyncs a chunk write's bytes to a staging
+	// file on this member, beside the Raft log (brick/stage.go), or drops
+	// one (drop). Sent by the subvolume's leader to the other members
+	// before it proposes the staged WriteChunkCmd; any brick answers.
+	StageChunk(context.Context, *StageChunkRequest) (*StageChunkResponse, error)
 	// ChangeMembers adds and/or removes a member of the replica set's Raft
 	// group (replace-brick). Leader only.
 	ChangeMembers(context.Context, *ChangeMembersRequest) (*ChangeMembersResponse, error)
@@ -1370,6 +1391,9 @@ func (UnimplementedBrickServiceServer) Status(context.Context, *BrickStatusReque
 }
 func (UnimplementedBrickServiceServer) FetchChunk(context.Context, *FetchChunkRequest) (*FetchChunkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FetchChunk not implemented")
+}
+func (UnimplementedBrickServiceServer) StageChunk(context.Context, *StageChunkRequest) (*StageChunkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StageChunk not implemented")
 }
 func (UnimplementedBrickServiceServer) ChangeMembers(context.Context, *ChangeMembersRequest) (*ChangeMembersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ChangeMembers not implemented")
@@ -1623,6 +1647,24 @@ func _BrickService_FetchChunk_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BrickService_StageChunk_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StageChunkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrickServiceServer).StageChunk(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrickService_StageChunk_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrickServiceServer).StageChunk(ctx, req.(*StageChunkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _BrickService_ChangeMembers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ChangeMembersRequest)
 	if err := dec(in); err != nil {
@@ -1767,6 +1809,10 @@ var BrickService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FetchChunk",
 			Handler:    _BrickService_FetchChunk_Handler,
+		},
+		{
+			MethodName: "StageChunk",
+			Handler:    _BrickService_StageChunk_Handler,
 		},
 		{
 			MethodName: "ChangeMembers",

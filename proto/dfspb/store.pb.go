@@ -2469,11 +2469,23 @@ func (x *CommitSizeCmd) GetThen() *SetAttrCmd {
 // WriteChunkCmd writes data at offset into chunk index of file; offset +
 // len(data) must not exceed the chunk size.
 type WriteChunkCmd struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	File          []byte                 `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
-	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
-	Offset        uint32                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
-	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	File   []byte                 `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	Index  uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Offset uint32                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data   []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	// A staged write (brick/stage.go) carries no data: its bytes were
+	// written beside the log, to the staging file stage_id on a majority of
+	// the members, before it was proposed. length is the data's length,
+	// data_crc its CRC-32C, block_crcs the CRC-32C of each block it covers
+	// (offset and, unless the write ends the chunk, offset+length are block
+	// aligned), so that every member records the same checksums, holding
+	// the bytes or not. A member without them marks those blocks bad and
+	// repairs them from a peer.
+	StageId       []byte   `protobuf:"bytes,5,opt,name=stage_id,json=stageId,proto3" json:"stage_id,omitempty"`
+	Length        uint32   `protobuf:"varint,6,opt,name=length,proto3" json:"length,omitempty"`
+	DataCrc       uint32   `protobuf:"varint,7,opt,name=data_crc,json=dataCrc,proto3" json:"data_crc,omitempty"`
+	BlockCrcs     []uint32 `protobuf:"varint,8,rep,packed,name=block_crcs,json=blockCrcs,proto3" json:"block_crcs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2532,6 +2544,34 @@ func (x *WriteChunkCmd) GetOffset() uint32 {
 func (x *WriteChunkCmd) GetData() []byte {
 	if x != nil {
 		return x.Data
+	}
+	return nil
+}
+
+func (x *WriteChunkCmd) GetStageId() []byte {
+	if x != nil {
+		return x.StageId
+	}
+	return nil
+}
+
+func (x *WriteChunkCmd) GetLength() uint32 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *WriteChunkCmd) GetDataCrc() uint32 {
+	if x != nil {
+		return x.DataCrc
+	}
+	return 0
+}
+
+func (x *WriteChunkCmd) GetBlockCrcs() []uint32 {
+	if x != nil {
+		return x.BlockCrcs
 	}
 	return nil
 }
@@ -4240,12 +4280,17 @@ const file_store_proto_rawDesc = "" +
 	"\x05exact\x18\x04 \x01(\bR\x05exact\x12\x18\n" +
 	"\achunked\x18\x05 \x01(\bR\achunked\x12%\n" +
 	"\x0eexpect_version\x18\x06 \x01(\x04R\rexpectVersion\x12&\n" +
-	"\x04then\x18\a \x01(\v2\x12.dfs.v1.SetAttrCmdR\x04then\"e\n" +
+	"\x04then\x18\a \x01(\v2\x12.dfs.v1.SetAttrCmdR\x04then\"\xd2\x01\n" +
 	"\rWriteChunkCmd\x12\x12\n" +
 	"\x04file\x18\x01 \x01(\fR\x04file\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\rR\x06offset\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data\"T\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\x12\x19\n" +
+	"\bstage_id\x18\x05 \x01(\fR\astageId\x12\x16\n" +
+	"\x06length\x18\x06 \x01(\rR\x06length\x12\x19\n" +
+	"\bdata_crc\x18\a \x01(\rR\adataCrc\x12\x1d\n" +
+	"\n" +
+	"block_crcs\x18\b \x03(\rR\tblockCrcs\"T\n" +
 	"\x10TruncateChunkCmd\x12\x12\n" +
 	"\x04file\x18\x01 \x01(\fR\x04file\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x16\n" +

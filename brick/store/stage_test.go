@@ -1,0 +1,364 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dfsproject/dfs/pkg/layout"
+	"github.com/dfsproject/dfs/proto/dfspb"
+)
+
+// stagedCmd is the WriteChunkCmd a leader proposes for data it staged
+// under a fresh stage id (returned).
+func stagedCmd(s *Store, file layout.ID, index uint64, off int, data []byte) (*dfspb.StoreCommand, []byte) {
+	id := make([]byte, StageIDLen)
+	_, _ = rand.Read(id)
+	crc, blocks := s.StageChecksums(data)
+	return cmd(&dfspb.WriteChunkCmd{File: file[:], Index: index, Offset: uint32(off), StageId: id,
+		Length: uint32(len(data)), DataCrc: crc, BlockCrcs: blocks}), id
+}
+
+// replicas are stores applying the same entries, as the members of one
+// subvolume do; missed records the chunks each reported without data.
+type replicas struct {
+	t      *testing.T
+	hs     []*harness
+	mu     sync.Mutex
+	missed []map[chunkRef]int
+}
+
+type chunkRef struct {
+	file  layout.ID
+	index uint64
+}
+
+func newReplicas(t *testing.T, n int) *replicas {
+	r := &replicas{t: t}
+	for i := range n {
+		h := newHarness(t, smallConfig)
+		r.hs = append(r.hs, h)
+		r.missed = append(r.missed, map[chunkRef]int{})
+		h.s.SetOnStageMissing(func(f layout.ID, idx uint64) {
+			r.mu.Lock()
+			r.missed[i][chunkRef{f, idx}]++
+			r.mu.Unlock()
+		})
+	}
+	return r
+}
+
+// write stages data on the replicas named in on and applies the staged
+// command on all of them; it returns each one's result.
+func (r *replicas) write(file layout.ID, index uint64, off int, data []byte, on ...int) []*dfspb.StoreResult {
+	r.t.Helper()
+	c, id := stagedCmd(r.hs[0].s, file, index, off, data)
+	for _, i := range on {
+		if err := r.hs[i].s.Stage(context.Background(), id, data); err != nil {
+			r.t.Fatalf("Stage on %d: %v", i, err)
+		}
+	}
+	var out []*dfspb.StoreResult
+	for _, h := range r.hs {
+		out = append(out, h.apply(proto.Clone(c).(*dfspb.StoreCommand)))
+		if _, err := os.Stat(h.s.stagePath(id)); !os.IsNotExist(err) {
+			r.t.Fatalf("staging file left after apply: %v", err)
+		}
+	}
+	return out
+}
+
+// logWrite applies a write through the log on every replica.
+func (r *replicas) logWrite(file layout.ID, index uint64, off int, data []byte) {
+	r.t.Helper()
+	for _, h := range r.hs {
+		mustOK(r.t, h.apply(writeChunkCmd(file, index, off, data)))
+	}
+}
+
+// record is a replica's chunk record, bad-block marks left out or not.
+func (r *replicas) record(i int, file layout.ID, index uint64, withBad bool) []byte {
+	r.t.Helper()
+	info, err := r.hs[i].s.ChunkInfo(context.Background(), file, index)
+	if err != nil {
+		r.t.Fatalf("ChunkInfo on %d: %v", i, err)
+	}
+	info = proto.Clone(info).(*dfspb.ChunkInfo)
+	if !withBad {
+		info.BadBlocks = nil
+	}
+	v, err := marshalChunk(info)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return v
+}
+
+// check compares every replica's record and data with want; replicas
+// missing data (bad blocks) are repaired from the first good one first.
+func (r *replicas) check(file layout.ID, index uint64, want []byte) {
+	r.t.Helper()
+	ctx := context.Background()
+	var good []byte
+	for _, h := range r.hs {
+		if d, err := h.s.ReadChunk(ctx, file, index, 0, h.cfg.ChunkSize); err == nil {
+			good = d
+			break
+		}
+	}
+	if !bytes.Equal(good, want) {
+		r.t.Fatalf("the first good replica holds %d bytes, want %d", len(good), len(want))
+	}
+	for i, h := range r.hs {
+		if !bytes.Equal(r.record(i, file, index, false), r.record(0, file, index, false)) {
+			r.t.Fatalf("replica %d: chunk record differs from replica 0's", i)
+		}
+		if _, err := h.s.ReadChunk(ctx, file, index, 0, h.cfg.ChunkSize); errors.Is(err, ErrCorrupt) {
+			if err := h.s.RepairChunk(ctx, file, index, good); err != nil {
+				r.t.Fatalf("repair replica %d: %v", i, err)
+			}
+		}
+		if got := h.readAll(file, index); !bytes.Equal(got, want) {
+			r.t.Fatalf("replica %d: data differs", i)
+		}
+		if !bytes.Equal(r.record(i, file, index, true), r.record(0, file, index, true)) {
+			r.t.Fatalf("replica %d: chunk record after repair differs from replica 0's", i)
+		}
+	}
+}
+
+func TestStagedWholeChunkRenames(t *testing.T) {
+	r := newReplicas(t, 3)
+	file := layout.NewID()
+	bs := r.hs[0].cfg.BlockSize
+	data := pattern(5, 3*bs+100) // ends the chunk: the last block is partial
+	c, id := stagedCmd(r.hs[0].s, file, 2, 0, data)
+	var before []os.FileInfo
+	for _, i := range []int{0, 1} {
+		if err := r.hs[i].s.Stage(context.Background(), id, data); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(r.hs[i].s.stagePath(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before = append(before, fi)
+	}
+	for i, h := range r.hs {
+		res := mustOK(t, h.apply(proto.Clone(c).(*dfspb.StoreCommand)))
+		if res.Chunk.Length != uint32(len(data)) {
+			t.Fatalf("replica %d: length %d", i, res.Chunk.Length)
+		}
+	}
+	for i := range 2 {
+		fi, err := os.Stat(r.hs[i].s.chunkPath(file, 2))
+		if err != nil || !os.SameFile(fi, before[i]) {
+			t.Fatalf("replica %d: chunk file is not the renamed staging file (%v)", i, err)
+		}
+	}
+	// Replica 2 never had the bytes: its blocks are bad, it said so, and
+	// its record is the others'.
+	info, _ := r.hs[2].s.ChunkInfo(context.Background(), file, 2)
+	if !slices.Equal(info.BadBlocks, []uint32{0, 1, 2, 3}) {
+		t.Fatalf("bad blocks on the replica without data: %v", info.BadBlocks)
+	}
+	if _, err := r.hs[2].s.ReadChunk(context.Background(), file, 2, 0, 10); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read of a block not held = %v, want ErrCorrupt", err)
+	}
+	if r.missed[2][chunkRef{file, 2}] != 1 || len(r.missed[0])+len(r.missed[1]) != 0 {
+		t.Fatalf("missing reports: %v", r.missed)
+	}
+	r.check(file, 2, data)
+}
+
+func TestStagedPartialWritesCopy(t *testing.T) {
+	r := newReplicas(t, 3)
+	file := layout.NewID()
+	bs := r.hs[0].cfg.BlockSize
+	model := pattern(1, 4*bs+300)
+	r.logWrite(file, 0, 0, model)
+
+	// Inside the chunk, block aligned at both ends.
+	d := pattern(2, 2*bs)
+	for _, res := range r.write(file, 0, bs, d, 0, 2) {
+		mustOK(t, res)
+	}
+	copy(model[bs:], d)
+	r.check(file, 0, model)
+
+	// From a block boundary past the old (partial) end: ends unaligned.
+	d = pattern(3, 2*bs+7)
+	for _, res := range r.write(file, 0, 4*bs, d, 1, 2) {
+		mustOK(t, res)
+	}
+	model = append(model[:4*bs], d...)
+	r.check(file, 0, model)
+
+	// Past the end with a hole: the old partial last block grows with
+	// zeros, the blocks in between are zeros.
+	r.logWrite(file, 0, len(model), []byte("tail"))
+	model = append(model, "tail"...)
+	d = pattern(4, bs)
+	for _, res := range r.write(file, 0, 9*bs, d, 0, 1) {
+		mustOK(t, res)
+	}
+	model = append(model, make([]byte, 9*bs-len(model))...)
+	model = append(model, d...)
+	r.check(file, 0, model)
+}
+
+func TestStagedWriteEndingInsideOldDataIsRefused(t *testing.T) {
+	r := newReplicas(t, 2)
+	file := layout.NewID()
+	bs := r.hs[0].cfg.BlockSize
+	model := pattern(1, 3*bs)
+	r.logWrite(file, 0, 0, model)
+	before := r.record(0, file, 0, true)
+	for _, res := range r.write(file, 0, 0, pattern(2, bs+5), 0, 1) {
+		wantCode(t, res, CodeStale)
+	}
+	if !bytes.Equal(r.record(0, file, 0, true), before) {
+		t.Fatal("a refused staged write changed the chunk")
+	}
+	r.check(file, 0, model)
+}
+
+// TestLogWritesAfterRename: writes through the log after a staged rename,
+// in the same batch and in later ones, go to the new file (not to an
+// earlier descriptor of the replaced one).
+func TestLogWritesAfterRename(t *testing.T) {
+	h := newHarness(t, smallConfig)
+	file := layout.NewID()
+	bs := h.cfg.BlockSize
+	first := pattern(1, 2*bs)
+	data := pattern(2, 4*bs)
+	c, id := stagedCmd(h.s, file, 0, 0, data)
+	if err := h.s.Stage(context.Background(), id, data); err != nil {
+		t.Fatal(err)
+	}
+	res := h.applyBatch(
+		writeChunkCmd(file, 0, 0, first), // opens the old file in the batch
+		c,                                // renames over it
+		writeChunkCmd(file, 0, 10, []byte("same batch")),
+	)
+	for _, r := range res {
+		mustOK(t, r)
+	}
+	want := slices.Clone(data)
+	copy(want[10:], "same batch")
+	if got := h.readAll(file, 0); !bytes.Equal(got, want) {
+		t.Fatal("chunk after a batch with a staged rename differs")
+	}
+	mustOK(t, h.apply(writeChunkCmd(file, 0, 3*bs+1, []byte("later"))))
+	copy(want[3*bs+1:], "later")
+	mustOK(t, h.apply(truncChunkCmd(file, 0, 3*bs+3)))
+	want = want[:3*bs+3]
+	if got := h.readAll(file, 0); !bytes.Equal(got, want) {
+		t.Fatal("chunk after later writes differs")
+	}
+	h.reopen()
+	if got := h.readAll(file, 0); !bytes.Equal(got, want) {
+		t.Fatal("chunk after reopen differs")
+	}
+}
+
+// TestStagedReplayFindsChunkWritten: an entry applied again (a replay
+// after a crash) without its staging file finds the bytes in the chunk
+// file and marks nothing bad.
+func TestStagedReplayFindsChunkWritten(t *testing.T) {
+	h := newHarness(t, smallConfig)
+	var missed int
+	h.s.SetOnStageMissing(func(layout.ID, uint64) { missed++ })
+	file := layout.NewID()
+	bs := h.cfg.BlockSize
+	old := pattern(1, 4*bs)
+	mustOK(t, h.apply(writeChunkCmd(file, 0, 0, old)))
+	data := pattern(2, bs)
+	copy(old[bs:], data)
+	mustOK(t, h.apply(writeChunkCmd(file, 0, bs, data))) // the bytes a lost batch wrote
+	c, _ := stagedCmd(h.s, file, 0, bs, data)
+	res := mustOK(t, h.apply(c))
+	if len(res.Chunk.BadBlocks) != 0 || missed != 0 {
+		t.Fatalf("bad blocks %v, missing reports %d", res.Chunk.BadBlocks, missed)
+	}
+	if got := h.readAll(file, 0); !bytes.Equal(got, old) {
+		t.Fatal("chunk differs")
+	}
+}
+
+func TestStageFiles(t *testing.T) {
+	h := newHarness(t, smallConfig)
+	ctx := context.Background()
+	if err := h.s.Stage(ctx, []byte("short"), nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Stage with a bad id = %v", err)
+	}
+	file := layout.NewID()
+	data := pattern(1, 2*h.cfg.BlockSize)
+	c, id := stagedCmd(h.s, file, 0, 0, data)
+	if err := h.s.Stage(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.s.StageBytes(); n != int64(len(data)) {
+		t.Fatalf("StageBytes = %d", n)
+	}
+	mustOK(t, h.apply(c))
+	// A push that arrives after its entry leaves nothing behind.
+	if err := h.s.Stage(ctx, id, data); !errors.Is(err, ErrStale) {
+		t.Fatalf("late Stage = %v, want ErrStale", err)
+	}
+	if n := h.s.StageBytes(); n != 0 {
+		t.Fatalf("StageBytes after apply = %d", n)
+	}
+
+	// Orphans: removed by age only.
+	_, orphan := stagedCmd(h.s, file, 1, 0, data)
+	if err := h.s.Stage(ctx, orphan, data); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := h.s.SweepStage(time.Minute); err != nil || n != 0 {
+		t.Fatalf("sweep of a young staging file = %d, %v", n, err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(h.s.stagePath(orphan), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if n, b, err := h.s.SweepStage(time.Minute); err != nil || n != 1 || b != int64(len(data)) {
+		t.Fatalf("sweep of an old staging file = %d, %d, %v", n, b, err)
+	}
+	// Unstage: a write that reached no majority.
+	if err := h.s.Stage(ctx, orphan, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.Unstage(orphan); err != nil || h.s.StageBytes() != 0 {
+		t.Fatalf("Unstage = %v, %d bytes left", err, h.s.StageBytes())
+	}
+}
+
+// TestStagedCommandChecks: malformed staged commands are refused.
+func TestStagedCommandChecks(t *testing.T) {
+	h := newHarness(t, smallConfig)
+	file := layout.NewID()
+	bs := h.cfg.BlockSize
+	data := pattern(1, 2*bs)
+	for name, mod := range map[string]func(*dfspb.WriteChunkCmd){
+		"unaligned":      func(c *dfspb.WriteChunkCmd) { c.Offset = 7 },
+		"with data":      func(c *dfspb.WriteChunkCmd) { c.Data = []byte("x") },
+		"crcs":           func(c *dfspb.WriteChunkCmd) { c.BlockCrcs = c.BlockCrcs[:1] },
+		"past the chunk": func(c *dfspb.WriteChunkCmd) { c.Offset = uint32(h.cfg.ChunkSize - bs) },
+		"empty":          func(c *dfspb.WriteChunkCmd) { c.Length = 0 },
+	} {
+		c, _ := stagedCmd(h.s, file, 0, 0, data)
+		mod(c.GetWriteChunk())
+		if res := h.apply(c); res.Code != dfspb.StoreErrorCode_STORE_ERROR_CODE_INVALID {
+			t.Errorf("%s: %v %s", name, res.Code, res.Message)
+		}
+	}
+}
