@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -87,6 +88,8 @@ type stager struct {
 
 	kick chan struct{}
 	wg   sync.WaitGroup
+
+	repaired atomic.Int64 // chunks repaired after applying without data
 }
 
 func newStager(b *Brick) *stager {
@@ -403,14 +406,19 @@ func (st *stager) repairDue(ctx context.Context) time.Time {
 			break
 		}
 		err := st.b.store.VerifyChunk(ctx, k.file, k.index)
+		fixed := false
 		if errors.Is(err, store.ErrCorrupt) {
 			err = st.b.repairChunk(ctx, k.file, k.index)
+			fixed = err == nil
 		}
 		st.mu.Lock()
 		p := st.pending[k]
 		switch {
 		case err == nil || errors.Is(err, store.ErrNotFound):
 			delete(st.pending, k)
+			if fixed {
+				st.repaired.Add(1)
+			}
 		case p.tries+1 >= repairTries:
 			delete(st.pending, k)
 			st.b.cfg.Logger.Warn("giving up repairing a chunk written beside the log; the scrub will find it", "file", k.file, "chunk", k.index, "err", err)
@@ -430,4 +438,11 @@ func (st *stager) repairDue(ctx context.Context) time.Time {
 	}
 	st.mu.Unlock()
 	return next
+}
+
+// pendingCount is how many chunks wait for a repair.
+func (st *stager) pendingCount() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.pending)
 }
