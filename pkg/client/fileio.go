@@ -311,6 +311,11 @@ func (st *openInode) readOnce(ctx context.Context, p []byte, off int64) (int, er
 			err = st.readChunked(ctx, want, uint64(off), size)
 		case fetched != nil:
 			fetched.readAt(want, uint64(off))
+			if uint64(off)+uint64(n) >= uint64(len(fetched.data)) {
+				// Read to its end: the kernel's page cache has it
+				// now; do not hold it for the rest of the open.
+				st.releaseFetched(fetched)
+			}
 		default:
 			err = st.v.readInlineInto(ctx, st.node, want, uint64(off))
 			if errors.Is(err, ErrInvalid) {

@@ -24,7 +24,10 @@ import (
 //   - nothing was written or truncated here since (write, dropAfter and
 //     flushLocked drop it: every local change of the data passes there
 //     first, so even a change whose answer was lost cannot leave it behind);
-//   - the file is inline.
+//   - the file is inline;
+//   - no read has reached the end of the data yet: the first read to the
+//     end lets it go (the kernel's page cache holds the file then), so a
+//     file held open does not hold its data here too.
 //
 // The bytes are never modified once fetched: a reader copies them without
 // the openInode's mutex.
@@ -76,6 +79,16 @@ func (st *openInode) keepFetched(d *fetchedData) {
 
 // dropFetched forgets the data fetched by Open. Callers hold mu.
 func (st *openInode) dropFetched() { st.fetched = nil }
+
+// releaseFetched forgets d, if it is still the data kept, once a read has
+// used it to its end. Callers do not hold mu.
+func (st *openInode) releaseFetched(d *fetchedData) {
+	st.mu.Lock()
+	if st.fetched == d {
+		st.fetched = nil
+	}
+	st.mu.Unlock()
+}
 
 // fetchedFor returns the fetched data if reads of the file, of size bytes,
 // may be served from it; nil otherwise. Callers hold mu.

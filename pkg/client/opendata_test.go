@@ -65,6 +65,12 @@ func TestOpenReadInlineOneRPC(t *testing.T) {
 			if got := e.calls() - before; got != 1 {
 				t.Fatalf("size %d flags %#x: open and reads took %d RPCs, want 1", size, flags, got)
 			}
+			// Read to its end once, the data is let go: reading
+			// again asks the brick.
+			wantFile(e, "again", f, 0, data)
+			if got := e.calls() - before; got != 2 {
+				t.Fatalf("size %d flags %#x: a second read took %d RPCs, want 1", size, flags, got-1)
+			}
 			mustOK(t, "close", f.Release(e.ctx))
 		}
 	}
@@ -204,11 +210,10 @@ func TestOpenInlineBecomesChunked(t *testing.T) {
 	g := e.lookup(v, "g")
 	old, err := v.Open(e.ctx, g, syscall.O_RDONLY)
 	mustOK(t, "open", err)
-	wantFile(e, "inline", old, 0, small)
 	big := randBytes(3, client.InlineMax+3000)
 	e.writeFile(e.v, e.v.Root(), "g", big)
-	// Until it learns of the change, the open handle reads the file as
-	// it was at its open, whole and consistent.
+	// Until it learns of the change, the open handle's first read gives
+	// the file as it was at its open, whole and consistent.
 	wantFile(e, "as opened", old, 0, small)
 	_, err = v.GetAttr(e.ctx, g)
 	mustOK(t, "getattr", err)
