@@ -265,6 +265,7 @@ type Brick struct {
 	loseAnswers atomic.Int32
 	calls       atomic.Int64
 	mutations   atomic.Int64
+	reads       atomic.Int64 // ReadInline and ReadChunk calls
 }
 
 func (b *Brick) listen(addr string) error {
@@ -318,6 +319,9 @@ func (b *Brick) Calls() int64 { return b.calls.Load() }
 
 // Mutations returns how many commands the brick applied.
 func (b *Brick) Mutations() int64 { return b.mutations.Load() }
+
+// Reads returns how many ReadInline and ReadChunk calls reached b.
+func (b *Brick) Reads() int64 { return b.reads.Load() }
 
 // take decrements a positive counter and reports whether it did.
 func take(c *atomic.Int32) bool {
@@ -452,6 +456,7 @@ func (b *Brick) ReadInline(ctx context.Context, req *dfspb.ReadInlineRequest) (*
 	if err := b.check(ctx); err != nil {
 		return nil, err
 	}
+	b.reads.Add(1)
 	id, err := idOf(req.Id)
 	if err != nil {
 		return nil, err
@@ -469,6 +474,7 @@ func (b *Brick) ReadChunk(ctx context.Context, req *dfspb.ReadChunkRequest) (*df
 	if err := b.check(ctx); err != nil {
 		return nil, err
 	}
+	b.reads.Add(1)
 	file, err := idOf(req.File)
 	if err != nil {
 		return nil, err
