@@ -146,7 +146,7 @@ func (s *Store) Stage(ctx context.Context, id, data []byte) (err error) {
 		return stageErr(err)
 	}
 	defer func() {
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrStale) {
 			_ = os.Remove(path)
 		}
 	}()
@@ -173,6 +173,9 @@ func (s *Store) Stage(ctx context.Context, id, data []byte) (err error) {
 	}
 	s.stage.mu.Unlock()
 	if late {
+		// The entry was applied while the file was written: the apply
+		// may be using it, and removes it after its commit; a file left
+		// after that is an orphan for SweepStage.
 		return fmt.Errorf("%w: stage %x was applied while it was written", ErrStale, id)
 	}
 	return nil
@@ -267,6 +270,24 @@ func (s *Store) VerifyChunk(ctx context.Context, file layout.ID, index uint64) e
 	return err
 }
 
+// readChunkRange reads n bytes at off of the chunk file at path, zeros
+// where the file is absent or short.
+func readChunkRange(path string, off, n int64) ([]byte, error) {
+	buf := make([]byte, n)
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return buf, nil
+	}
+	if err != nil {
+		return nil, ioErr(err)
+	}
+	defer f.Close()
+	if _, err := readFull(f, buf, off); err != nil {
+		return nil, ioErr(err)
+	}
+	return buf, nil
+}
+
 // stagedBlocks reads the staging file at path and reports, for each block
 // of the write, whether its bytes match crcs. data is nil (and every block
 // false) when the file is absent or of the wrong length.
@@ -355,16 +376,31 @@ func (t *txn) writeStaged(c *dfspb.WriteChunkCmd) (*dfspb.StoreResult, error) {
 	bad := badSet(rec)
 
 	if off == 0 && end >= oldLen && !slices.Contains(good, false) {
-		if err := t.renameStaged(stagePath, chunkPath, newLen, synced); err != nil {
+		renamed, err := t.renameStaged(stagePath, chunkPath, newLen, synced)
+		if err != nil {
 			return nil, err
 		}
-		rec.Length, rec.Crcs, rec.BadBlocks = uint32(newLen), slices.Clone(c.BlockCrcs), nil
-		if err := t.putChunk(file, rec, existed, oldLen); err != nil {
-			return nil, err
+		if renamed {
+			rec.Length, rec.Crcs, rec.BadBlocks = uint32(newLen), slices.Clone(c.BlockCrcs), nil
+			if err := t.putChunk(file, rec, existed, oldLen); err != nil {
+				return nil, err
+			}
+			return &dfspb.StoreResult{Chunk: rec}, nil
 		}
-		return &dfspb.StoreResult{Chunk: rec}, nil
+		// The staging file went away after it was read (a push that
+		// came late removed it): the bytes read are copied instead.
 	}
 
+	// Blocks not staged here may be in the chunk file already: an entry
+	// applied again after a crash (its staging file was removed after the
+	// first apply). Read them before the file is cut to the recorded
+	// length.
+	var onDisk []byte
+	if slices.Contains(good, false) {
+		if onDisk, err = readChunkRange(chunkPath, off, n); err != nil {
+			return nil, err
+		}
+	}
 	cf, err := t.openChunk(chunkPath, oldLen)
 	if err != nil {
 		return nil, err
@@ -406,25 +442,20 @@ func (t *txn) writeStaged(c *dfspb.WriteChunkCmd) (*dfspb.StoreResult, error) {
 			delete(bad, b)
 			continue
 		}
-		// Not staged here. An entry replayed after a crash finds its
-		// bytes in the chunk file already.
-		buf := make([]byte, hi-lo)
-		if _, err := readFull(cf.f, buf, off+lo); err != nil {
-			return nil, ioErr(err)
-		}
-		switch {
-		case s.crcOf(buf) == want:
+		// Not staged here: the bytes in the chunk file if they are the
+		// ones committed, else the block is bad until repaired from a
+		// peer. (Not the recovery window's leniency of oldBlock: a member
+		// that missed the push applies new entries inside that window
+		// too, and a partial overwrite must then keep the block bad.)
+		if s.crcOf(onDisk[lo:hi]) == want {
+			if _, err := cf.f.WriteAt(onDisk[lo:hi], off+lo); err != nil {
+				return nil, ioErr(err)
+			}
 			delete(bad, b)
-		case t.index <= s.recoverUntil:
-			// A later entry lost in the crash may have changed the block
-			// already; its replay rewrites it, else a read finds the
-			// mismatch and repairs it.
-			delete(bad, b)
-			missing = true
-		default:
-			bad[b] = true
-			missing = true
+			continue
 		}
+		bad[b] = true
+		missing = true
 	}
 	if missing {
 		s.logger.Warn("staged chunk data missing on this member; fetching it from a peer", "file", file, "chunk", c.Index, "index", t.index)
@@ -442,30 +473,34 @@ func (t *txn) writeStaged(c *dfspb.WriteChunkCmd) (*dfspb.StoreResult, error) {
 	return &dfspb.StoreResult{Chunk: rec}, nil
 }
 
-// renameStaged puts a verified staging file in place of a chunk file. A
-// file of the chunk the batch opened before is the replaced inode: it is
-// closed and dropped from the batch, so that later writes of the batch
-// open the renamed file. The commit syncs the chunk directory, and the
-// renamed file too unless Stage synced it in this process (synced).
-func (t *txn) renameStaged(stagePath, chunkPath string, length int64, synced bool) error {
+// renameStaged puts a verified staging file in place of a chunk file and
+// reports whether it did (false: the staging file is gone). A file of the
+// chunk the batch opened before is the replaced inode: it is closed and
+// dropped from the batch, so that later writes of the batch open the
+// renamed file. The commit syncs the chunk directory, and the renamed file
+// too unless Stage synced it in this process (synced).
+func (t *txn) renameStaged(stagePath, chunkPath string, length int64, synced bool) (bool, error) {
+	if err := os.Rename(stagePath, chunkPath); errors.Is(err, os.ErrNotExist) {
+		t.s.logger.Warn("staging file gone before its rename; copying its bytes", "path", stagePath)
+		return false, nil
+	} else if err != nil {
+		return false, ioErr(fmt.Errorf("rename staged chunk: %w", err))
+	}
 	if cf, ok := t.files[chunkPath]; ok {
 		_ = cf.f.Close()
 		delete(t.files, chunkPath)
 	}
 	delete(t.remove, chunkPath)
-	if err := os.Rename(stagePath, chunkPath); err != nil {
-		return ioErr(fmt.Errorf("rename staged chunk: %w", err))
-	}
 	t.dirs[filepath.Dir(chunkPath)] = true
 	if synced {
-		return nil
+		return true, nil
 	}
 	f, err := os.OpenFile(chunkPath, os.O_RDWR, 0o644)
 	if err != nil {
-		return ioErr(err)
+		return true, ioErr(err)
 	}
 	t.files[chunkPath] = &chunkFile{f: f, size: length}
-	return nil
+	return true, nil
 }
 
 // BlockSize is the store's checksum granule (Config.BlockSize).

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -118,8 +119,21 @@ func (r *replicas) check(file layout.ID, index uint64, want []byte) {
 		r.t.Fatalf("the first good replica holds %d bytes, want %d", len(good), len(want))
 	}
 	for i, h := range r.hs {
-		if !bytes.Equal(r.record(i, file, index, false), r.record(0, file, index, false)) {
-			r.t.Fatalf("replica %d: chunk record differs from replica 0's", i)
+		// Before repair, records agree but for the checksums of blocks
+		// marked bad (a partial overwrite of a bad block computes one
+		// from the bytes it has).
+		if a, b := r.hs[0].chunkInfo(file, index), h.chunkInfo(file, index); len(a.Crcs) != len(b.Crcs) || a.Length != b.Length || a.Version != b.Version {
+			r.t.Fatalf("replica %d: chunk record %v differs from replica 0's %v", i, b, a)
+		} else {
+			bad := map[uint32]bool{}
+			for _, x := range append(slices.Clone(a.BadBlocks), b.BadBlocks...) {
+				bad[x] = true
+			}
+			for k := range a.Crcs {
+				if !bad[uint32(k)] && a.Crcs[k] != b.Crcs[k] {
+					r.t.Fatalf("replica %d: checksum of good block %d differs from replica 0's", i, k)
+				}
+			}
 		}
 		if _, err := h.s.ReadChunk(ctx, file, index, 0, h.cfg.ChunkSize); errors.Is(err, ErrCorrupt) {
 			if err := h.s.RepairChunk(ctx, file, index, good); err != nil {
@@ -361,4 +375,54 @@ func TestStagedCommandChecks(t *testing.T) {
 			t.Errorf("%s: %v %s", name, res.Code, res.Message)
 		}
 	}
+}
+
+// TestStagedMissingAfterUncleanRestart: a member restarted after a crash
+// (inside its recovery window) that misses a staged write marks the blocks
+// bad all the same, and a partial overwrite through the log keeps them
+// bad: a repair from a peer then leaves records identical. (Taking the
+// chunk file's bytes as they are, as a replayed log entry may, would give
+// the overwritten block a checksum of the wrong bytes.)
+func TestStagedMissingAfterUncleanRestart(t *testing.T) {
+	r := newReplicas(t, 3)
+	file := layout.NewID()
+	bs := r.hs[0].cfg.BlockSize
+	model := pattern(1, 2*bs)
+	r.logWrite(file, 0, 0, model)
+	h := r.hs[2]
+	if err := h.s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h.cfg.Dir, dirtyFile), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s = s
+	if s.recoverUntil <= h.idx {
+		t.Fatalf("no recovery window after an unclean open: %d", s.recoverUntil)
+	}
+	d := pattern(2, 4*bs)
+	for _, res := range r.write(file, 0, 0, d, 0, 1) {
+		mustOK(t, res)
+	}
+	model = slices.Clone(d)
+	r.logWrite(file, 0, 2*bs+10, []byte("partial"))
+	copy(model[2*bs+10:], "partial")
+	info, _ := h.s.ChunkInfo(context.Background(), file, 0)
+	if !slices.Equal(info.BadBlocks, []uint32{0, 1, 2, 3}) {
+		t.Fatalf("bad blocks on the restarted member: %v", info.BadBlocks)
+	}
+	r.check(file, 0, model)
+}
+
+func (h *harness) chunkInfo(file layout.ID, index uint64) *dfspb.ChunkInfo {
+	h.t.Helper()
+	info, err := h.s.ChunkInfo(context.Background(), file, index)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return info
 }
