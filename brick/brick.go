@@ -101,6 +101,8 @@ type Brick struct {
 	peersMu sync.Mutex
 	peers   map[string]*grpc.ClientConn
 
+	versions versionCheck // the replica set's store versions (version.go)
+
 	reservePct atomic.Int32
 
 	scrub *scrubber

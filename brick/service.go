@@ -99,7 +99,19 @@ func (s *service) Mutate(ctx context.Context, cmd *dfspb.StoreCommand) (*dfspb.S
 		return nil, err
 	}
 	cmd.NowNs = nowNs()
-	if wc := s.b.stageable(ctx, cmd); wc != nil {
+	if w := cmd.GetWriteExtents(); w != nil && !s.b.membersAt(ctx, 2) {
+		// A member's binary predates WriteExtentsCmd: one entry per
+		// extent, as such clients sent them.
+		var res *dfspb.StoreResult
+		for _, c := range splitExtents(w, cmd.NowNs) {
+			var err error
+			if res, err = s.b.commitCmd(ctx, c); err != nil || res.GetCode() != 0 {
+				return res, err
+			}
+		}
+		return res, nil
+	}
+	if wc := s.b.stageable(ctx, cmd); wc != nil && s.b.membersAt(ctx, 2) {
 		return s.b.mutateStaged(ctx, cmd, wc) // stage.go
 	}
 	return s.b.commitCmd(ctx, cmd)
@@ -344,6 +356,7 @@ func (s *service) Status(ctx context.Context, _ *dfspb.BrickStatusRequest) (*dfs
 		LeaderId:      leaderID,
 		AppliedIndex:  s.b.store.AppliedIndex(),
 		Term:          s.b.group.Term(),
+		StoreVersion:  StoreVersion,
 	}, nil
 }
 
@@ -371,6 +384,12 @@ func (s *service) ChangeMembers(ctx context.Context, req *dfspb.ChangeMembersReq
 		s.b.cfg.Logger.Info("replica set member removed", "id", req.RemoveId)
 	}
 	if req.AddId != "" {
+		// A member that applies fewer store commands than this leader may
+		// propose would diverge; one that does not answer yet is let in
+		// (membersAt asks again before newer commands are proposed).
+		if v := s.b.memberVersion(ctx, req.AddAddress); v != 0 && v < StoreVersion {
+			return nil, status.Errorf(codes.FailedPrecondition, "brick %s runs an older dfs (store version %d, this replica set's leader %d); upgrade its server first", req.AddAddress, v, StoreVersion)
+		}
 		if err := s.b.group.AddMember(req.AddId, req.AddAddress, true); err != nil {
 			return nil, s.b.rpcError(ctx, err)
 		}
@@ -390,7 +409,7 @@ func needsSpace(cmd *dfspb.StoreCommand) bool {
 	switch cmd.GetOp().(type) {
 	case *dfspb.StoreCommand_CreateEntry, *dfspb.StoreCommand_CreateInode, *dfspb.StoreCommand_Link,
 		*dfspb.StoreCommand_WriteInline, *dfspb.StoreCommand_WriteChunk, *dfspb.StoreCommand_SetXattr,
-		*dfspb.StoreCommand_AppendReserve:
+		*dfspb.StoreCommand_AppendReserve, *dfspb.StoreCommand_WriteExtents:
 		return true
 	}
 	return false

@@ -260,6 +260,8 @@ func (t *txn) dispatch(cmd *dfspb.StoreCommand) (*dfspb.StoreResult, error) {
 		return t.andThen(t.commitSize(op.CommitSize))(op.CommitSize.GetThen())
 	case *dfspb.StoreCommand_WriteChunk:
 		return t.writeChunk(op.WriteChunk)
+	case *dfspb.StoreCommand_WriteExtents:
+		return t.writeExtents(op.WriteExtents)
 	case *dfspb.StoreCommand_TruncateChunk:
 		return t.truncateChunk(op.TruncateChunk)
 	case *dfspb.StoreCommand_DeleteChunks:

@@ -135,18 +135,28 @@ func (st *openInode) writeBack(idx uint64, b *chunkBuf) {
 	}
 }
 
-// writeChunk writes the dirty extents of one chunk buffer.
+// writeChunk writes the dirty extents of one chunk buffer in one Raft
+// entry: a WriteChunk for one extent, a WriteExtents for several (random
+// writes scattered over a chunk commit in one round, not one each).
 func (v *Volume) writeChunk(ctx context.Context, file layout.ID, idx uint64, b *chunkBuf) error {
-	sub := v.subOfChunk(file, idx)
-	for _, e := range b.ext {
-		cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_WriteChunk{WriteChunk: &dfspb.WriteChunkCmd{
+	cmd := &dfspb.StoreCommand{}
+	switch len(b.ext) {
+	case 0:
+		return nil
+	case 1:
+		e := b.ext[0]
+		cmd.Op = &dfspb.StoreCommand_WriteChunk{WriteChunk: &dfspb.WriteChunkCmd{
 			File: file[:], Index: idx, Offset: uint32(e.off), Data: b.bytes(e),
-		}}}
-		if _, _, err := v.mutate(ctx, sub, "write", cmd); err != nil {
-			return err
+		}}
+	default:
+		w := &dfspb.WriteExtentsCmd{File: file[:], Index: idx, Extents: make([]*dfspb.ChunkExtent, 0, len(b.ext))}
+		for _, e := range b.ext {
+			w.Extents = append(w.Extents, &dfspb.ChunkExtent{Offset: uint32(e.off), Data: b.bytes(e)})
 		}
+		cmd.Op = &dfspb.StoreCommand_WriteExtents{WriteExtents: w}
 	}
-	return nil
+	_, _, err := v.mutate(ctx, v.subOfChunk(file, idx), "write", cmd)
+	return err
 }
 
 // flushLocked writes every buffered byte and commits the size: for a

@@ -117,7 +117,8 @@ func (p *postOps) afterMutate(epoch uint64, cmd *dfspb.StoreCommand, res *dfspb.
 	switch op := cmd.Op.(type) {
 	case *dfspb.StoreCommand_WriteInline, *dfspb.StoreCommand_WriteChunk, *dfspb.StoreCommand_CommitSize,
 		*dfspb.StoreCommand_TruncateChunk, *dfspb.StoreCommand_DeleteChunks, *dfspb.StoreCommand_AppendReserve,
-		*dfspb.StoreCommand_SetLock, *dfspb.StoreCommand_ExpireLockSession, *dfspb.StoreCommand_CreateInode:
+		*dfspb.StoreCommand_SetLock, *dfspb.StoreCommand_ExpireLockSession, *dfspb.StoreCommand_CreateInode,
+		*dfspb.StoreCommand_WriteExtents:
 		return // file data, locks, a new inode: no directory changes
 	case *dfspb.StoreCommand_CreateEntry:
 		parents = [][]byte{op.CreateEntry.Parent}

@@ -4267,6 +4267,9 @@ type BrickStatusResponse struct {
 	LeaderId      string `protobuf:"bytes,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
 	AppliedIndex  uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	Term          uint64 `protobuf:"varint,6,opt,name=term,proto3" json:"term,omitempty"`
+	// store_version is the newest set of store commands the brick's binary
+	// applies (brick.StoreVersion); 0 from binaries older than the field.
+	StoreVersion  uint32 `protobuf:"varint,7,opt,name=store_version,json=storeVersion,proto3" json:"store_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4339,6 +4342,13 @@ func (x *BrickStatusResponse) GetAppliedIndex() uint64 {
 func (x *BrickStatusResponse) GetTerm() uint64 {
 	if x != nil {
 		return x.Term
+	}
+	return 0
+}
+
+func (x *BrickStatusResponse) GetStoreVersion() uint32 {
+	if x != nil {
+		return x.StoreVersion
 	}
 	return 0
 }
@@ -5336,14 +5346,15 @@ const file_dfs_proto_rawDesc = "" +
 	"\ftotal_inodes\x18\x04 \x01(\x04R\vtotalInodes\x12\x1f\n" +
 	"\vfree_inodes\x18\x05 \x01(\x04R\n" +
 	"freeInodes\"\x14\n" +
-	"\x12BrickStatusRequest\"\xc1\x01\n" +
+	"\x12BrickStatusRequest\"\xe6\x01\n" +
 	"\x13BrickStatusResponse\x12\x19\n" +
 	"\bbrick_id\x18\x01 \x01(\tR\abrickId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12%\n" +
 	"\x0eleader_address\x18\x03 \x01(\tR\rleaderAddress\x12\x1b\n" +
 	"\tleader_id\x18\x04 \x01(\tR\bleaderId\x12#\n" +
 	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x12\x12\n" +
-	"\x04term\x18\x06 \x01(\x04R\x04term\";\n" +
+	"\x04term\x18\x06 \x01(\x04R\x04term\x12#\n" +
+	"\rstore_version\x18\a \x01(\rR\fstoreVersion\";\n" +
 	"\x11VolumeHealRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04full\x18\x02 \x01(\bR\x04full\"\xe7\x01\n" +

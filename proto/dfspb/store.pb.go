@@ -953,6 +953,7 @@ type StoreCommand struct {
 	//	*StoreCommand_TxnStep
 	//	*StoreCommand_TxnForget
 	//	*StoreCommand_SwapEntry
+	//	*StoreCommand_WriteExtents
 	Op            isStoreCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1236,6 +1237,15 @@ func (x *StoreCommand) GetSwapEntry() *SwapEntryCmd {
 	return nil
 }
 
+func (x *StoreCommand) GetWriteExtents() *WriteExtentsCmd {
+	if x != nil {
+		if x, ok := x.Op.(*StoreCommand_WriteExtents); ok {
+			return x.WriteExtents
+		}
+	}
+	return nil
+}
+
 type isStoreCommand_Op interface {
 	isStoreCommand_Op()
 }
@@ -1344,6 +1354,10 @@ type StoreCommand_SwapEntry struct {
 	SwapEntry *SwapEntryCmd `protobuf:"bytes,35,opt,name=swap_entry,json=swapEntry,proto3,oneof"`
 }
 
+type StoreCommand_WriteExtents struct {
+	WriteExtents *WriteExtentsCmd `protobuf:"bytes,36,opt,name=write_extents,json=writeExtents,proto3,oneof"`
+}
+
 func (*StoreCommand_CreateEntry) isStoreCommand_Op() {}
 
 func (*StoreCommand_CreateInode) isStoreCommand_Op() {}
@@ -1395,6 +1409,8 @@ func (*StoreCommand_TxnStep) isStoreCommand_Op() {}
 func (*StoreCommand_TxnForget) isStoreCommand_Op() {}
 
 func (*StoreCommand_SwapEntry) isStoreCommand_Op() {}
+
+func (*StoreCommand_WriteExtents) isStoreCommand_Op() {}
 
 // CreateEntryCmd creates a non-directory inode and its entry in parent in
 // one step (the dirent's locator is parent). attr carries the client's id,
@@ -2576,6 +2592,123 @@ func (x *WriteChunkCmd) GetBlockCrcs() []uint32 {
 	return nil
 }
 
+// WriteExtentsCmd writes several extents of one chunk in one entry: a
+// client's scattered buffered writes to one chunk (random writes) commit
+// in one Raft round instead of one each. The extents apply in order, each
+// as a WriteChunkCmd of its own would (extents written later win where
+// they overlap).
+type WriteExtentsCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	File          []byte                 `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Extents       []*ChunkExtent         `protobuf:"bytes,3,rep,name=extents,proto3" json:"extents,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteExtentsCmd) Reset() {
+	*x = WriteExtentsCmd{}
+	mi := &file_store_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteExtentsCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteExtentsCmd) ProtoMessage() {}
+
+func (x *WriteExtentsCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteExtentsCmd.ProtoReflect.Descriptor instead.
+func (*WriteExtentsCmd) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WriteExtentsCmd) GetFile() []byte {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *WriteExtentsCmd) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *WriteExtentsCmd) GetExtents() []*ChunkExtent {
+	if x != nil {
+		return x.Extents
+	}
+	return nil
+}
+
+type ChunkExtent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        uint32                 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkExtent) Reset() {
+	*x = ChunkExtent{}
+	mi := &file_store_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkExtent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkExtent) ProtoMessage() {}
+
+func (x *ChunkExtent) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkExtent.ProtoReflect.Descriptor instead.
+func (*ChunkExtent) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ChunkExtent) GetOffset() uint32 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ChunkExtent) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // TruncateChunkCmd sets a chunk's length, zero-extending; length 0 deletes
 // the chunk.
 type TruncateChunkCmd struct {
@@ -2589,7 +2722,7 @@ type TruncateChunkCmd struct {
 
 func (x *TruncateChunkCmd) Reset() {
 	*x = TruncateChunkCmd{}
-	mi := &file_store_proto_msgTypes[19]
+	mi := &file_store_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2734,7 @@ func (x *TruncateChunkCmd) String() string {
 func (*TruncateChunkCmd) ProtoMessage() {}
 
 func (x *TruncateChunkCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[19]
+	mi := &file_store_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2747,7 @@ func (x *TruncateChunkCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncateChunkCmd.ProtoReflect.Descriptor instead.
 func (*TruncateChunkCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{19}
+	return file_store_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TruncateChunkCmd) GetFile() []byte {
@@ -2650,7 +2783,7 @@ type DeleteChunksCmd struct {
 
 func (x *DeleteChunksCmd) Reset() {
 	*x = DeleteChunksCmd{}
-	mi := &file_store_proto_msgTypes[20]
+	mi := &file_store_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2662,7 +2795,7 @@ func (x *DeleteChunksCmd) String() string {
 func (*DeleteChunksCmd) ProtoMessage() {}
 
 func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[20]
+	mi := &file_store_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2675,7 +2808,7 @@ func (x *DeleteChunksCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteChunksCmd.ProtoReflect.Descriptor instead.
 func (*DeleteChunksCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{20}
+	return file_store_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteChunksCmd) GetFile() []byte {
@@ -2704,7 +2837,7 @@ type SetXattrCmd struct {
 
 func (x *SetXattrCmd) Reset() {
 	*x = SetXattrCmd{}
-	mi := &file_store_proto_msgTypes[21]
+	mi := &file_store_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2716,7 +2849,7 @@ func (x *SetXattrCmd) String() string {
 func (*SetXattrCmd) ProtoMessage() {}
 
 func (x *SetXattrCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[21]
+	mi := &file_store_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2729,7 +2862,7 @@ func (x *SetXattrCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetXattrCmd.ProtoReflect.Descriptor instead.
 func (*SetXattrCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{21}
+	return file_store_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetXattrCmd) GetId() []byte {
@@ -2770,7 +2903,7 @@ type RemoveXattrCmd struct {
 
 func (x *RemoveXattrCmd) Reset() {
 	*x = RemoveXattrCmd{}
-	mi := &file_store_proto_msgTypes[22]
+	mi := &file_store_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2782,7 +2915,7 @@ func (x *RemoveXattrCmd) String() string {
 func (*RemoveXattrCmd) ProtoMessage() {}
 
 func (x *RemoveXattrCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[22]
+	mi := &file_store_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2795,7 +2928,7 @@ func (x *RemoveXattrCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveXattrCmd.ProtoReflect.Descriptor instead.
 func (*RemoveXattrCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{22}
+	return file_store_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RemoveXattrCmd) GetId() []byte {
@@ -2837,7 +2970,7 @@ type FileLock struct {
 
 func (x *FileLock) Reset() {
 	*x = FileLock{}
-	mi := &file_store_proto_msgTypes[23]
+	mi := &file_store_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2849,7 +2982,7 @@ func (x *FileLock) String() string {
 func (*FileLock) ProtoMessage() {}
 
 func (x *FileLock) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[23]
+	mi := &file_store_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2862,7 +2995,7 @@ func (x *FileLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileLock.ProtoReflect.Descriptor instead.
 func (*FileLock) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{23}
+	return file_store_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FileLock) GetSession() []byte {
@@ -2925,7 +3058,7 @@ type LockTable struct {
 
 func (x *LockTable) Reset() {
 	*x = LockTable{}
-	mi := &file_store_proto_msgTypes[24]
+	mi := &file_store_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2937,7 +3070,7 @@ func (x *LockTable) String() string {
 func (*LockTable) ProtoMessage() {}
 
 func (x *LockTable) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[24]
+	mi := &file_store_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2950,7 +3083,7 @@ func (x *LockTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockTable.ProtoReflect.Descriptor instead.
 func (*LockTable) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{24}
+	return file_store_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LockTable) GetLocks() []*FileLock {
@@ -2978,7 +3111,7 @@ type SetLockCmd struct {
 
 func (x *SetLockCmd) Reset() {
 	*x = SetLockCmd{}
-	mi := &file_store_proto_msgTypes[25]
+	mi := &file_store_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2990,7 +3123,7 @@ func (x *SetLockCmd) String() string {
 func (*SetLockCmd) ProtoMessage() {}
 
 func (x *SetLockCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[25]
+	mi := &file_store_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3003,7 +3136,7 @@ func (x *SetLockCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLockCmd.ProtoReflect.Descriptor instead.
 func (*SetLockCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{25}
+	return file_store_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetLockCmd) GetId() []byte {
@@ -3032,7 +3165,7 @@ type ExpireLockSessionCmd struct {
 
 func (x *ExpireLockSessionCmd) Reset() {
 	*x = ExpireLockSessionCmd{}
-	mi := &file_store_proto_msgTypes[26]
+	mi := &file_store_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3177,7 @@ func (x *ExpireLockSessionCmd) String() string {
 func (*ExpireLockSessionCmd) ProtoMessage() {}
 
 func (x *ExpireLockSessionCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[26]
+	mi := &file_store_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3190,7 @@ func (x *ExpireLockSessionCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireLockSessionCmd.ProtoReflect.Descriptor instead.
 func (*ExpireLockSessionCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{26}
+	return file_store_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExpireLockSessionCmd) GetSession() []byte {
@@ -3089,7 +3222,7 @@ type RemovedInode struct {
 
 func (x *RemovedInode) Reset() {
 	*x = RemovedInode{}
-	mi := &file_store_proto_msgTypes[27]
+	mi := &file_store_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3101,7 +3234,7 @@ func (x *RemovedInode) String() string {
 func (*RemovedInode) ProtoMessage() {}
 
 func (x *RemovedInode) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[27]
+	mi := &file_store_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3114,7 +3247,7 @@ func (x *RemovedInode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovedInode.ProtoReflect.Descriptor instead.
 func (*RemovedInode) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{27}
+	return file_store_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RemovedInode) GetId() []byte {
@@ -3209,7 +3342,7 @@ type StoreResult struct {
 
 func (x *StoreResult) Reset() {
 	*x = StoreResult{}
-	mi := &file_store_proto_msgTypes[28]
+	mi := &file_store_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3221,7 +3354,7 @@ func (x *StoreResult) String() string {
 func (*StoreResult) ProtoMessage() {}
 
 func (x *StoreResult) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[28]
+	mi := &file_store_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3234,7 +3367,7 @@ func (x *StoreResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreResult.ProtoReflect.Descriptor instead.
 func (*StoreResult) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{28}
+	return file_store_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StoreResult) GetCode() StoreErrorCode {
@@ -3368,7 +3501,7 @@ type TxnEntryLock struct {
 
 func (x *TxnEntryLock) Reset() {
 	*x = TxnEntryLock{}
-	mi := &file_store_proto_msgTypes[29]
+	mi := &file_store_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3380,7 +3513,7 @@ func (x *TxnEntryLock) String() string {
 func (*TxnEntryLock) ProtoMessage() {}
 
 func (x *TxnEntryLock) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[29]
+	mi := &file_store_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3393,7 +3526,7 @@ func (x *TxnEntryLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnEntryLock.ProtoReflect.Descriptor instead.
 func (*TxnEntryLock) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{29}
+	return file_store_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TxnEntryLock) GetParent() []byte {
@@ -3456,7 +3589,7 @@ type TxnStep struct {
 
 func (x *TxnStep) Reset() {
 	*x = TxnStep{}
-	mi := &file_store_proto_msgTypes[30]
+	mi := &file_store_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3468,7 +3601,7 @@ func (x *TxnStep) String() string {
 func (*TxnStep) ProtoMessage() {}
 
 func (x *TxnStep) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[30]
+	mi := &file_store_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3481,7 +3614,7 @@ func (x *TxnStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnStep.ProtoReflect.Descriptor instead.
 func (*TxnStep) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{30}
+	return file_store_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TxnStep) GetSubvolume() uint32 {
@@ -3561,7 +3694,7 @@ type TxnIntent struct {
 
 func (x *TxnIntent) Reset() {
 	*x = TxnIntent{}
-	mi := &file_store_proto_msgTypes[31]
+	mi := &file_store_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3573,7 +3706,7 @@ func (x *TxnIntent) String() string {
 func (*TxnIntent) ProtoMessage() {}
 
 func (x *TxnIntent) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[31]
+	mi := &file_store_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3586,7 +3719,7 @@ func (x *TxnIntent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnIntent.ProtoReflect.Descriptor instead.
 func (*TxnIntent) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{31}
+	return file_store_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TxnIntent) GetTxnId() []byte {
@@ -3721,7 +3854,7 @@ type TxnBeginCmd struct {
 
 func (x *TxnBeginCmd) Reset() {
 	*x = TxnBeginCmd{}
-	mi := &file_store_proto_msgTypes[32]
+	mi := &file_store_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3733,7 +3866,7 @@ func (x *TxnBeginCmd) String() string {
 func (*TxnBeginCmd) ProtoMessage() {}
 
 func (x *TxnBeginCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[32]
+	mi := &file_store_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3746,7 +3879,7 @@ func (x *TxnBeginCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnBeginCmd.ProtoReflect.Descriptor instead.
 func (*TxnBeginCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{32}
+	return file_store_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TxnBeginCmd) GetIntent() *TxnIntent {
@@ -3773,7 +3906,7 @@ type TxnDecideCmd struct {
 
 func (x *TxnDecideCmd) Reset() {
 	*x = TxnDecideCmd{}
-	mi := &file_store_proto_msgTypes[33]
+	mi := &file_store_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3785,7 +3918,7 @@ func (x *TxnDecideCmd) String() string {
 func (*TxnDecideCmd) ProtoMessage() {}
 
 func (x *TxnDecideCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[33]
+	mi := &file_store_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3798,7 +3931,7 @@ func (x *TxnDecideCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnDecideCmd.ProtoReflect.Descriptor instead.
 func (*TxnDecideCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{33}
+	return file_store_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TxnDecideCmd) GetTxnId() []byte {
@@ -3853,7 +3986,7 @@ type TxnEndCmd struct {
 
 func (x *TxnEndCmd) Reset() {
 	*x = TxnEndCmd{}
-	mi := &file_store_proto_msgTypes[34]
+	mi := &file_store_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3865,7 +3998,7 @@ func (x *TxnEndCmd) String() string {
 func (*TxnEndCmd) ProtoMessage() {}
 
 func (x *TxnEndCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[34]
+	mi := &file_store_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3878,7 +4011,7 @@ func (x *TxnEndCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnEndCmd.ProtoReflect.Descriptor instead.
 func (*TxnEndCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{34}
+	return file_store_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TxnEndCmd) GetTxnId() []byte {
@@ -3922,7 +4055,7 @@ type TxnStepCmd struct {
 
 func (x *TxnStepCmd) Reset() {
 	*x = TxnStepCmd{}
-	mi := &file_store_proto_msgTypes[35]
+	mi := &file_store_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3934,7 +4067,7 @@ func (x *TxnStepCmd) String() string {
 func (*TxnStepCmd) ProtoMessage() {}
 
 func (x *TxnStepCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[35]
+	mi := &file_store_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3947,7 +4080,7 @@ func (x *TxnStepCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnStepCmd.ProtoReflect.Descriptor instead.
 func (*TxnStepCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{35}
+	return file_store_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TxnStepCmd) GetTxnId() []byte {
@@ -3985,7 +4118,7 @@ type TxnForgetCmd struct {
 
 func (x *TxnForgetCmd) Reset() {
 	*x = TxnForgetCmd{}
-	mi := &file_store_proto_msgTypes[36]
+	mi := &file_store_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3997,7 +4130,7 @@ func (x *TxnForgetCmd) String() string {
 func (*TxnForgetCmd) ProtoMessage() {}
 
 func (x *TxnForgetCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[36]
+	mi := &file_store_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4010,7 +4143,7 @@ func (x *TxnForgetCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnForgetCmd.ProtoReflect.Descriptor instead.
 func (*TxnForgetCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{36}
+	return file_store_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TxnForgetCmd) GetTxnId() []byte {
@@ -4047,7 +4180,7 @@ type SwapEntryCmd struct {
 
 func (x *SwapEntryCmd) Reset() {
 	*x = SwapEntryCmd{}
-	mi := &file_store_proto_msgTypes[37]
+	mi := &file_store_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4059,7 +4192,7 @@ func (x *SwapEntryCmd) String() string {
 func (*SwapEntryCmd) ProtoMessage() {}
 
 func (x *SwapEntryCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[37]
+	mi := &file_store_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4072,7 +4205,7 @@ func (x *SwapEntryCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SwapEntryCmd.ProtoReflect.Descriptor instead.
 func (*SwapEntryCmd) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{37}
+	return file_store_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SwapEntryCmd) GetParent() []byte {
@@ -4157,7 +4290,7 @@ const file_store_proto_rawDesc = "" +
 	"\vInodeRecord\x12 \n" +
 	"\x04attr\x18\x01 \x01(\v2\f.dfs.v1.AttrR\x04attr\x12\x16\n" +
 	"\x06sealed\x18\x02 \x01(\bR\x06sealed\x12\x16\n" +
-	"\x06orphan\x18\x03 \x01(\bR\x06orphan\"\xd1\v\n" +
+	"\x06orphan\x18\x03 \x01(\bR\x06orphan\"\x91\f\n" +
 	"\fStoreCommand\x12\x15\n" +
 	"\x06now_ns\x18\x01 \x01(\x03R\x05nowNs\x12;\n" +
 	"\fcreate_entry\x18\n" +
@@ -4194,7 +4327,8 @@ const file_store_proto_rawDesc = "" +
 	"\n" +
 	"txn_forget\x18\" \x01(\v2\x14.dfs.v1.TxnForgetCmdH\x00R\ttxnForget\x125\n" +
 	"\n" +
-	"swap_entry\x18# \x01(\v2\x14.dfs.v1.SwapEntryCmdH\x00R\tswapEntryB\x04\n" +
+	"swap_entry\x18# \x01(\v2\x14.dfs.v1.SwapEntryCmdH\x00R\tswapEntry\x12>\n" +
+	"\rwrite_extents\x18$ \x01(\v2\x17.dfs.v1.WriteExtentsCmdH\x00R\fwriteExtentsB\x04\n" +
 	"\x02op\"|\n" +
 	"\x0eCreateEntryCmd\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\fR\x06parent\x12\x12\n" +
@@ -4290,7 +4424,14 @@ const file_store_proto_rawDesc = "" +
 	"\x06length\x18\x06 \x01(\rR\x06length\x12\x19\n" +
 	"\bdata_crc\x18\a \x01(\rR\adataCrc\x12\x1d\n" +
 	"\n" +
-	"block_crcs\x18\b \x03(\rR\tblockCrcs\"T\n" +
+	"block_crcs\x18\b \x03(\rR\tblockCrcs\"j\n" +
+	"\x0fWriteExtentsCmd\x12\x12\n" +
+	"\x04file\x18\x01 \x01(\fR\x04file\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12-\n" +
+	"\aextents\x18\x03 \x03(\v2\x13.dfs.v1.ChunkExtentR\aextents\"9\n" +
+	"\vChunkExtent\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\rR\x06offset\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"T\n" +
 	"\x10TruncateChunkCmd\x12\x12\n" +
 	"\x04file\x18\x01 \x01(\fR\x04file\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x16\n" +
@@ -4492,7 +4633,7 @@ func file_store_proto_rawDescGZIP() []byte {
 }
 
 var file_store_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_store_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_store_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_store_proto_goTypes = []any{
 	(FileType)(0),                // 0: dfs.v1.FileType
 	(StoreErrorCode)(0),          // 1: dfs.v1.StoreErrorCode
@@ -4521,25 +4662,27 @@ var file_store_proto_goTypes = []any{
 	(*AppendReserveCmd)(nil),     // 24: dfs.v1.AppendReserveCmd
 	(*CommitSizeCmd)(nil),        // 25: dfs.v1.CommitSizeCmd
 	(*WriteChunkCmd)(nil),        // 26: dfs.v1.WriteChunkCmd
-	(*TruncateChunkCmd)(nil),     // 27: dfs.v1.TruncateChunkCmd
-	(*DeleteChunksCmd)(nil),      // 28: dfs.v1.DeleteChunksCmd
-	(*SetXattrCmd)(nil),          // 29: dfs.v1.SetXattrCmd
-	(*RemoveXattrCmd)(nil),       // 30: dfs.v1.RemoveXattrCmd
-	(*FileLock)(nil),             // 31: dfs.v1.FileLock
-	(*LockTable)(nil),            // 32: dfs.v1.LockTable
-	(*SetLockCmd)(nil),           // 33: dfs.v1.SetLockCmd
-	(*ExpireLockSessionCmd)(nil), // 34: dfs.v1.ExpireLockSessionCmd
-	(*RemovedInode)(nil),         // 35: dfs.v1.RemovedInode
-	(*StoreResult)(nil),          // 36: dfs.v1.StoreResult
-	(*TxnEntryLock)(nil),         // 37: dfs.v1.TxnEntryLock
-	(*TxnStep)(nil),              // 38: dfs.v1.TxnStep
-	(*TxnIntent)(nil),            // 39: dfs.v1.TxnIntent
-	(*TxnBeginCmd)(nil),          // 40: dfs.v1.TxnBeginCmd
-	(*TxnDecideCmd)(nil),         // 41: dfs.v1.TxnDecideCmd
-	(*TxnEndCmd)(nil),            // 42: dfs.v1.TxnEndCmd
-	(*TxnStepCmd)(nil),           // 43: dfs.v1.TxnStepCmd
-	(*TxnForgetCmd)(nil),         // 44: dfs.v1.TxnForgetCmd
-	(*SwapEntryCmd)(nil),         // 45: dfs.v1.SwapEntryCmd
+	(*WriteExtentsCmd)(nil),      // 27: dfs.v1.WriteExtentsCmd
+	(*ChunkExtent)(nil),          // 28: dfs.v1.ChunkExtent
+	(*TruncateChunkCmd)(nil),     // 29: dfs.v1.TruncateChunkCmd
+	(*DeleteChunksCmd)(nil),      // 30: dfs.v1.DeleteChunksCmd
+	(*SetXattrCmd)(nil),          // 31: dfs.v1.SetXattrCmd
+	(*RemoveXattrCmd)(nil),       // 32: dfs.v1.RemoveXattrCmd
+	(*FileLock)(nil),             // 33: dfs.v1.FileLock
+	(*LockTable)(nil),            // 34: dfs.v1.LockTable
+	(*SetLockCmd)(nil),           // 35: dfs.v1.SetLockCmd
+	(*ExpireLockSessionCmd)(nil), // 36: dfs.v1.ExpireLockSessionCmd
+	(*RemovedInode)(nil),         // 37: dfs.v1.RemovedInode
+	(*StoreResult)(nil),          // 38: dfs.v1.StoreResult
+	(*TxnEntryLock)(nil),         // 39: dfs.v1.TxnEntryLock
+	(*TxnStep)(nil),              // 40: dfs.v1.TxnStep
+	(*TxnIntent)(nil),            // 41: dfs.v1.TxnIntent
+	(*TxnBeginCmd)(nil),          // 42: dfs.v1.TxnBeginCmd
+	(*TxnDecideCmd)(nil),         // 43: dfs.v1.TxnDecideCmd
+	(*TxnEndCmd)(nil),            // 44: dfs.v1.TxnEndCmd
+	(*TxnStepCmd)(nil),           // 45: dfs.v1.TxnStepCmd
+	(*TxnForgetCmd)(nil),         // 46: dfs.v1.TxnForgetCmd
+	(*SwapEntryCmd)(nil),         // 47: dfs.v1.SwapEntryCmd
 }
 var file_store_proto_depIdxs = []int32{
 	0,  // 0: dfs.v1.Attr.type:type_name -> dfs.v1.FileType
@@ -4558,60 +4701,62 @@ var file_store_proto_depIdxs = []int32{
 	23, // 13: dfs.v1.StoreCommand.write_inline:type_name -> dfs.v1.WriteInlineCmd
 	25, // 14: dfs.v1.StoreCommand.commit_size:type_name -> dfs.v1.CommitSizeCmd
 	26, // 15: dfs.v1.StoreCommand.write_chunk:type_name -> dfs.v1.WriteChunkCmd
-	27, // 16: dfs.v1.StoreCommand.truncate_chunk:type_name -> dfs.v1.TruncateChunkCmd
-	28, // 17: dfs.v1.StoreCommand.delete_chunks:type_name -> dfs.v1.DeleteChunksCmd
-	29, // 18: dfs.v1.StoreCommand.set_xattr:type_name -> dfs.v1.SetXattrCmd
-	30, // 19: dfs.v1.StoreCommand.remove_xattr:type_name -> dfs.v1.RemoveXattrCmd
+	29, // 16: dfs.v1.StoreCommand.truncate_chunk:type_name -> dfs.v1.TruncateChunkCmd
+	30, // 17: dfs.v1.StoreCommand.delete_chunks:type_name -> dfs.v1.DeleteChunksCmd
+	31, // 18: dfs.v1.StoreCommand.set_xattr:type_name -> dfs.v1.SetXattrCmd
+	32, // 19: dfs.v1.StoreCommand.remove_xattr:type_name -> dfs.v1.RemoveXattrCmd
 	20, // 20: dfs.v1.StoreCommand.adjust_link:type_name -> dfs.v1.AdjustLinkCmd
 	24, // 21: dfs.v1.StoreCommand.append_reserve:type_name -> dfs.v1.AppendReserveCmd
-	33, // 22: dfs.v1.StoreCommand.set_lock:type_name -> dfs.v1.SetLockCmd
-	34, // 23: dfs.v1.StoreCommand.expire_lock_session:type_name -> dfs.v1.ExpireLockSessionCmd
-	40, // 24: dfs.v1.StoreCommand.txn_begin:type_name -> dfs.v1.TxnBeginCmd
-	41, // 25: dfs.v1.StoreCommand.txn_decide:type_name -> dfs.v1.TxnDecideCmd
-	42, // 26: dfs.v1.StoreCommand.txn_end:type_name -> dfs.v1.TxnEndCmd
-	43, // 27: dfs.v1.StoreCommand.txn_step:type_name -> dfs.v1.TxnStepCmd
-	44, // 28: dfs.v1.StoreCommand.txn_forget:type_name -> dfs.v1.TxnForgetCmd
-	45, // 29: dfs.v1.StoreCommand.swap_entry:type_name -> dfs.v1.SwapEntryCmd
-	8,  // 30: dfs.v1.CreateEntryCmd.attr:type_name -> dfs.v1.Attr
-	8,  // 31: dfs.v1.CreateInodeCmd.attr:type_name -> dfs.v1.Attr
-	0,  // 32: dfs.v1.LinkCmd.child_type:type_name -> dfs.v1.FileType
-	22, // 33: dfs.v1.WriteInlineCmd.then:type_name -> dfs.v1.SetAttrCmd
-	22, // 34: dfs.v1.CommitSizeCmd.then:type_name -> dfs.v1.SetAttrCmd
-	5,  // 35: dfs.v1.FileLock.type:type_name -> dfs.v1.LockType
-	31, // 36: dfs.v1.LockTable.locks:type_name -> dfs.v1.FileLock
-	31, // 37: dfs.v1.SetLockCmd.lock:type_name -> dfs.v1.FileLock
-	0,  // 38: dfs.v1.RemovedInode.type:type_name -> dfs.v1.FileType
-	1,  // 39: dfs.v1.StoreResult.code:type_name -> dfs.v1.StoreErrorCode
-	8,  // 40: dfs.v1.StoreResult.attr:type_name -> dfs.v1.Attr
-	9,  // 41: dfs.v1.StoreResult.dirent:type_name -> dfs.v1.Dirent
-	8,  // 42: dfs.v1.StoreResult.parent:type_name -> dfs.v1.Attr
-	35, // 43: dfs.v1.StoreResult.removed:type_name -> dfs.v1.RemovedInode
-	10, // 44: dfs.v1.StoreResult.chunk:type_name -> dfs.v1.ChunkInfo
-	31, // 45: dfs.v1.StoreResult.conflict:type_name -> dfs.v1.FileLock
-	39, // 46: dfs.v1.StoreResult.txn:type_name -> dfs.v1.TxnIntent
-	12, // 47: dfs.v1.TxnStep.cmd:type_name -> dfs.v1.StoreCommand
-	12, // 48: dfs.v1.TxnStep.undo:type_name -> dfs.v1.StoreCommand
-	6,  // 49: dfs.v1.TxnIntent.op:type_name -> dfs.v1.TxnOp
-	7,  // 50: dfs.v1.TxnIntent.state:type_name -> dfs.v1.TxnState
-	37, // 51: dfs.v1.TxnIntent.locks:type_name -> dfs.v1.TxnEntryLock
-	38, // 52: dfs.v1.TxnIntent.prepare:type_name -> dfs.v1.TxnStep
-	12, // 53: dfs.v1.TxnIntent.commit:type_name -> dfs.v1.StoreCommand
-	38, // 54: dfs.v1.TxnIntent.after_commit:type_name -> dfs.v1.TxnStep
-	36, // 55: dfs.v1.TxnIntent.results:type_name -> dfs.v1.StoreResult
-	36, // 56: dfs.v1.TxnIntent.commit_result:type_name -> dfs.v1.StoreResult
-	36, // 57: dfs.v1.TxnIntent.failure:type_name -> dfs.v1.StoreResult
-	36, // 58: dfs.v1.TxnIntent.after_results:type_name -> dfs.v1.StoreResult
-	39, // 59: dfs.v1.TxnBeginCmd.intent:type_name -> dfs.v1.TxnIntent
-	36, // 60: dfs.v1.TxnDecideCmd.results:type_name -> dfs.v1.StoreResult
-	36, // 61: dfs.v1.TxnDecideCmd.failure:type_name -> dfs.v1.StoreResult
-	36, // 62: dfs.v1.TxnEndCmd.after_results:type_name -> dfs.v1.StoreResult
-	12, // 63: dfs.v1.TxnStepCmd.cmd:type_name -> dfs.v1.StoreCommand
-	0,  // 64: dfs.v1.SwapEntryCmd.child_type:type_name -> dfs.v1.FileType
-	65, // [65:65] is the sub-list for method output_type
-	65, // [65:65] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	35, // 22: dfs.v1.StoreCommand.set_lock:type_name -> dfs.v1.SetLockCmd
+	36, // 23: dfs.v1.StoreCommand.expire_lock_session:type_name -> dfs.v1.ExpireLockSessionCmd
+	42, // 24: dfs.v1.StoreCommand.txn_begin:type_name -> dfs.v1.TxnBeginCmd
+	43, // 25: dfs.v1.StoreCommand.txn_decide:type_name -> dfs.v1.TxnDecideCmd
+	44, // 26: dfs.v1.StoreCommand.txn_end:type_name -> dfs.v1.TxnEndCmd
+	45, // 27: dfs.v1.StoreCommand.txn_step:type_name -> dfs.v1.TxnStepCmd
+	46, // 28: dfs.v1.StoreCommand.txn_forget:type_name -> dfs.v1.TxnForgetCmd
+	47, // 29: dfs.v1.StoreCommand.swap_entry:type_name -> dfs.v1.SwapEntryCmd
+	27, // 30: dfs.v1.StoreCommand.write_extents:type_name -> dfs.v1.WriteExtentsCmd
+	8,  // 31: dfs.v1.CreateEntryCmd.attr:type_name -> dfs.v1.Attr
+	8,  // 32: dfs.v1.CreateInodeCmd.attr:type_name -> dfs.v1.Attr
+	0,  // 33: dfs.v1.LinkCmd.child_type:type_name -> dfs.v1.FileType
+	22, // 34: dfs.v1.WriteInlineCmd.then:type_name -> dfs.v1.SetAttrCmd
+	22, // 35: dfs.v1.CommitSizeCmd.then:type_name -> dfs.v1.SetAttrCmd
+	28, // 36: dfs.v1.WriteExtentsCmd.extents:type_name -> dfs.v1.ChunkExtent
+	5,  // 37: dfs.v1.FileLock.type:type_name -> dfs.v1.LockType
+	33, // 38: dfs.v1.LockTable.locks:type_name -> dfs.v1.FileLock
+	33, // 39: dfs.v1.SetLockCmd.lock:type_name -> dfs.v1.FileLock
+	0,  // 40: dfs.v1.RemovedInode.type:type_name -> dfs.v1.FileType
+	1,  // 41: dfs.v1.StoreResult.code:type_name -> dfs.v1.StoreErrorCode
+	8,  // 42: dfs.v1.StoreResult.attr:type_name -> dfs.v1.Attr
+	9,  // 43: dfs.v1.StoreResult.dirent:type_name -> dfs.v1.Dirent
+	8,  // 44: dfs.v1.StoreResult.parent:type_name -> dfs.v1.Attr
+	37, // 45: dfs.v1.StoreResult.removed:type_name -> dfs.v1.RemovedInode
+	10, // 46: dfs.v1.StoreResult.chunk:type_name -> dfs.v1.ChunkInfo
+	33, // 47: dfs.v1.StoreResult.conflict:type_name -> dfs.v1.FileLock
+	41, // 48: dfs.v1.StoreResult.txn:type_name -> dfs.v1.TxnIntent
+	12, // 49: dfs.v1.TxnStep.cmd:type_name -> dfs.v1.StoreCommand
+	12, // 50: dfs.v1.TxnStep.undo:type_name -> dfs.v1.StoreCommand
+	6,  // 51: dfs.v1.TxnIntent.op:type_name -> dfs.v1.TxnOp
+	7,  // 52: dfs.v1.TxnIntent.state:type_name -> dfs.v1.TxnState
+	39, // 53: dfs.v1.TxnIntent.locks:type_name -> dfs.v1.TxnEntryLock
+	40, // 54: dfs.v1.TxnIntent.prepare:type_name -> dfs.v1.TxnStep
+	12, // 55: dfs.v1.TxnIntent.commit:type_name -> dfs.v1.StoreCommand
+	40, // 56: dfs.v1.TxnIntent.after_commit:type_name -> dfs.v1.TxnStep
+	38, // 57: dfs.v1.TxnIntent.results:type_name -> dfs.v1.StoreResult
+	38, // 58: dfs.v1.TxnIntent.commit_result:type_name -> dfs.v1.StoreResult
+	38, // 59: dfs.v1.TxnIntent.failure:type_name -> dfs.v1.StoreResult
+	38, // 60: dfs.v1.TxnIntent.after_results:type_name -> dfs.v1.StoreResult
+	41, // 61: dfs.v1.TxnBeginCmd.intent:type_name -> dfs.v1.TxnIntent
+	38, // 62: dfs.v1.TxnDecideCmd.results:type_name -> dfs.v1.StoreResult
+	38, // 63: dfs.v1.TxnDecideCmd.failure:type_name -> dfs.v1.StoreResult
+	38, // 64: dfs.v1.TxnEndCmd.after_results:type_name -> dfs.v1.StoreResult
+	12, // 65: dfs.v1.TxnStepCmd.cmd:type_name -> dfs.v1.StoreCommand
+	0,  // 66: dfs.v1.SwapEntryCmd.child_type:type_name -> dfs.v1.FileType
+	67, // [67:67] is the sub-list for method output_type
+	67, // [67:67] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_init() }
@@ -4646,6 +4791,7 @@ func file_store_proto_init() {
 		(*StoreCommand_TxnStep)(nil),
 		(*StoreCommand_TxnForget)(nil),
 		(*StoreCommand_SwapEntry)(nil),
+		(*StoreCommand_WriteExtents)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4653,7 +4799,7 @@ func file_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_rawDesc), len(file_store_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
