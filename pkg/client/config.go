@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/dfsproject/dfs/pkg/wire"
 )
 
 // DefaultPort is the dfs server port used for a Servers entry without one.
@@ -73,7 +75,10 @@ type Config struct {
 	FlushParallelism int
 	// DialOptions are added to every gRPC connection the client makes,
 	// before its own (which win where they conflict): the metrics
-	// interceptors of `dfs mount -o debug-addr=`, for one. Default: none.
+	// interceptors of `dfs mount -o debug-addr=`, for one. Default: none;
+	// the connections always use the data path's codec (pkg/wire), which
+	// receives chunk data with one copy instead of three, and may be
+	// overridden here.
 	DialOptions []grpc.DialOption
 }
 
@@ -134,6 +139,7 @@ func (c Config) withDefaults() Config {
 	if c.FlushParallelism == 0 {
 		c.FlushParallelism = d.FlushParallelism
 	}
+	c.DialOptions = append(wire.DialOptions(), c.DialOptions...)
 	return c
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dfsproject/dfs/brick"
+	"github.com/dfsproject/dfs/pkg/wire"
 	"github.com/dfsproject/dfs/proto/dfspb"
 	"github.com/dfsproject/dfs/volume"
 )
@@ -84,7 +85,7 @@ func (h *brickHost) reconcile(st *volume.State) {
 				ReservePercent: reserve,
 				Logger:         h.s.cfg.Logger.With("volume", v.Name, "brick", b.Path),
 				NoSync:         h.s.cfg.NoSync,
-				ServerOptions:  h.s.cfg.Metrics.ServerOptions(),
+				ServerOptions:  append(h.s.cfg.Metrics.ServerOptions(), wire.ServerOptions()...),
 			})
 			if hb.err != nil {
 				h.s.cfg.Logger.Error("brick failed to start", "volume", v.Name, "brick", b.Path, "err", hb.err)
