@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/dfsproject/dfs/pkg/wire"
 	"github.com/dfsproject/dfs/proto/dfspb"
 )
 
@@ -22,6 +23,11 @@ import (
 // fetched counts as sequential, and the cache keeps raBehind chunks behind
 // the newest read for the request that was overtaken. Only a read outside
 // the cache that does not continue the last one starts over.
+//
+// A chunk's buffer comes from the data path codec's pool (pkg/wire) and
+// goes back to it once the chunk has left the cache, its fetch is done and
+// no reader is copying from it (refs), which saves zeroing and collecting
+// a fresh 1 MiB buffer per chunk.
 //
 // The cache belongs to the file's shared open state and holds committed
 // data only: buffered writes of this client overlay it as they overlay any
@@ -47,17 +53,55 @@ type readAhead struct {
 
 // raChunk is one chunk fetched ahead: data is valid once done is closed
 // and err is nil; shorter than ChunkSize at the end of the data, nil for
-// a hole.
+// a hole. fetched, refs and dropped are guarded by readAhead.mu.
 type raChunk struct {
-	done chan struct{}
-	data []byte
-	err  error
+	done    chan struct{}
+	data    []byte
+	err     error
+	fetched bool // data and err are set
+	refs    int  // readers that will copy from data
+	dropped bool // no longer in the cache
 }
 
 // invalidate drops everything fetched or being fetched.
 func (ra *readAhead) invalidate() {
 	ra.mu.Lock()
-	ra.chunks, ra.seq, ra.top = nil, 0, 0
+	ra.dropAll()
+	ra.seq, ra.top = 0, 0
+	ra.mu.Unlock()
+}
+
+// dropAll empties the cache. ra.mu is held.
+func (ra *readAhead) dropAll() {
+	for _, c := range ra.chunks {
+		ra.drop(c)
+	}
+	ra.chunks = nil
+}
+
+// drop marks c as out of the cache (the caller removes it from the map)
+// and recycles its buffer if nobody needs it. ra.mu is held.
+func (ra *readAhead) drop(c *raChunk) {
+	c.dropped = true
+	ra.recycle(c)
+}
+
+// recycle gives c's buffer back to the codec's pool once c is out of the
+// cache, fetched, and not being read. ra.mu is held.
+func (ra *readAhead) recycle(c *raChunk) {
+	if c.dropped && c.fetched && c.refs == 0 && c.data != nil {
+		wire.Recycle(c.data)
+		c.data = nil
+	}
+}
+
+// release ends the readers' hold on chunks. ra.mu is not held.
+func (ra *readAhead) release(chunks []*raChunk) {
+	ra.mu.Lock()
+	for _, c := range chunks {
+		c.refs--
+		ra.recycle(c)
+	}
 	ra.mu.Unlock()
 }
 
@@ -73,7 +117,8 @@ func (st *openInode) readChunked(ctx context.Context, p []byte, off, size uint64
 		ra.seq++
 		ra.next = max(ra.next, off+uint64(len(p)))
 	default:
-		ra.seq, ra.chunks, ra.top = 0, nil, 0
+		ra.dropAll()
+		ra.seq, ra.top = 0, 0
 		ra.next = off + uint64(len(p))
 	}
 	if ra.seq < raStart {
@@ -83,9 +128,10 @@ func (st *openInode) readChunked(ctx context.Context, p []byte, off, size uint64
 	// Keep raBehind chunks behind the newest read, fetch up to raWindow
 	// past it.
 	ra.top = max(ra.top, first)
-	for idx := range ra.chunks {
+	for idx, c := range ra.chunks {
 		if idx+raBehind < ra.top {
 			delete(ra.chunks, idx)
+			ra.drop(c)
 		}
 	}
 	if ra.chunks == nil {
@@ -102,10 +148,12 @@ func (st *openInode) readChunked(ctx context.Context, p []byte, off, size uint64
 			go st.fetchChunk(idx, c)
 		}
 		if idx <= last {
+			c.refs++
 			want = append(want, c)
 		}
 	}
 	ra.mu.Unlock()
+	defer ra.release(want)
 
 	if uint64(len(want)) != last-first+1 {
 		// Past the end of the file as seen: read directly.
@@ -145,18 +193,24 @@ func (st *openInode) fetchChunk(idx uint64, c *raChunk) {
 		res = r
 		return err
 	})
+	hole := false
 	if err == nil {
 		err = codeError(res.GetCode(), res.GetMessage())
 		if errors.Is(err, ErrNotFound) {
-			return // a hole
-		}
-		if err != nil {
+			err, hole = nil, true
+		} else if err != nil {
 			err = fmt.Errorf("read chunk %d: %w", idx, err)
 		}
 	}
-	if err != nil {
+	ra := &st.ra
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	c.fetched = true
+	switch {
+	case err != nil:
 		c.err = err
-		return
+	case !hole:
+		c.data = res.GetData()
+		ra.recycle(c) // dropped while it was being fetched
 	}
-	c.data = res.GetData()
 }

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"syscall"
 	"testing"
@@ -171,4 +172,43 @@ func TestReadAheadReordered(t *testing.T) {
 		t.Fatalf("%d RPCs for %d reads of %d chunks with swapped pairs; want about one per chunk", rpcs, pieces, chunks)
 	}
 	t.Logf("%d RPCs for %d reads of %d chunks with swapped pairs", rpcs, pieces, chunks)
+}
+
+// TestReadAheadConcurrentReaders: readers sharing one open file, each
+// sequential, restart and evict each other's read-ahead while chunk
+// buffers are recycled; every read still returns the file's bytes.
+func TestReadAheadConcurrentReaders(t *testing.T) {
+	e := newEnv(t, clienttest.Options{Subvolumes: 2})
+	const chunks = 12
+	data := randBytes(10, chunks*client.ChunkSize)
+	n := e.writeFile(e.v, e.v.Root(), "big", data)
+	f, err := e.v.Open(e.ctx, n, syscall.O_RDONLY)
+	mustOK(t, "open", err)
+	defer f.Release(e.ctx)
+	errs := make(chan error, 3)
+	for r := range 3 {
+		go func() {
+			step := (r + 1) * 96 << 10
+			buf := make([]byte, step)
+			for pass := range 2 {
+				for off := (r * pass * client.ChunkSize) % len(data); off < len(data); off += step {
+					k, err := f.ReadAt(e.ctx, buf, int64(off))
+					if err != nil && err != io.EOF {
+						errs <- err
+						return
+					}
+					if !bytes.Equal(buf[:k], data[off:off+k]) {
+						errs <- fmt.Errorf("reader %d: wrong bytes at %d", r, off+firstDiff(buf[:k], data[off:off+k]))
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -11,7 +11,8 @@
 //   - Marshal of a ReadResponse sends a few header bytes and then the
 //     message's Data slice itself (no copy);
 //   - Unmarshal of a ReadResponse decodes straight from the received frames,
-//     copying the data once, into the message.
+//     copying the data once, into the message; a large Data comes from a
+//     pool that the owner of the response may give it back to (Recycle).
 //
 // The bytes on the wire are those of the default codec (the same proto
 // encoding, field order aside, and the same name, "proto"), so either side
@@ -142,18 +143,47 @@ func unmarshalRead(data mem.BufferSlice, r *dfspb.ReadResponse) error {
 			if n > uint64(rd.left) {
 				return fmt.Errorf("wire: read response: field %d of %d bytes, %d left", num, n, rd.left)
 			}
-			b := make([]byte, n)
-			rd.read(b)
 			if num == fieldMessage {
+				b := make([]byte, n)
+				rd.read(b)
 				r.Message = string(b)
 			} else {
-				r.Data = b
+				r.Data = dataBuffer(int(n))
+				rd.read(r.Data)
 			}
 		default:
 			return errFallBack
 		}
 	}
 	return nil
+}
+
+// minPooled is the smallest Data decoded into a buffer of dataPool.
+const minPooled = 64 << 10
+
+// dataPool holds the buffers that Unmarshal decodes large ReadResponse
+// data into, and that Recycle takes back. It is shared by every
+// connection of the process, as gRPC's own default pool is.
+var dataPool = newPool()
+
+// dataBuffer returns a buffer of n bytes with arbitrary contents.
+func dataBuffer(n int) []byte {
+	if n < minPooled {
+		return make([]byte, n)
+	}
+	return *dataPool.Get(n)
+}
+
+// Recycle hands the Data of a ReadResponse that this codec decoded back
+// to its pool, to be reused by a later response: call it only as the
+// data's sole owner, once nothing reads it any more (the next response may
+// overwrite it at once). It is optional: data that is never recycled is
+// collected as usual. Safe for concurrent use.
+func Recycle(data []byte) {
+	if cap(data) >= minPooled {
+		b := data[:0]
+		dataPool.Put(&b)
+	}
 }
 
 // reader reads a BufferSlice from the front without copying it whole.
