@@ -537,3 +537,48 @@ func TestWarmReadKeepsCache(t *testing.T) {
 	_ = f.Release(ctx)
 	read(next)
 }
+
+// TestWritesKeepAttrsLocal checks that the GETATTR the kernel sends after
+// each write(2) (before the next read, to check mtime) is answered from
+// the open file's state, not with an RPC each, and that fstat still shows
+// the size written.
+func TestWritesKeepAttrsLocal(t *testing.T) {
+	e := mountEnv(t)
+	p := filepath.Join(e.mnt, "f")
+	if err := os.WriteFile(p, make([]byte, 2<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	others := func() (n int64) {
+		for _, sv := range e.c.Subvolumes {
+			for _, b := range sv.Bricks {
+				n += b.Calls() - b.Reads() - b.Mutations()
+			}
+		}
+		return n
+	}
+	buf := make([]byte, 4096)
+	before := others()
+	for i := range 20 {
+		if _, err := f.WriteAt(randBytes(uint64(i), 4096), int64(i)*65536); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.ReadAt(buf, int64(i)*65536+32768); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := others() - before; n > 5 {
+		t.Fatalf("20 writes and reads made %d calls besides reads and writes, want at most 5 (not a GetAttr each)", n)
+	}
+	if _, err := f.WriteAt([]byte("end"), 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Size() != 3<<20+3 {
+		t.Fatalf("fstat after an extending write: size %d, %v; want %d", fi.Size(), err, 3<<20+3)
+	}
+}

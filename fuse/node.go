@@ -186,15 +186,22 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *gofuse.AttrOu
 	return 0
 }
 
-// postOpAttr returns the attributes of directory n that this mount's
-// last create, link, unlink or rename in it answered, if that was less
-// than the attribute timeout ago (client.Volume.RecentDirAttr): the
-// kernel drops a directory's attributes when it changes it and asks again
-// on the next path walk through it, and the answer holds them already.
-// They are not used if the kernel was told newer ones since (a chmod's
-// answer, say).
+// postOpAttr returns attributes of n this mount learned from the
+// subvolume less than the attribute timeout ago, for a GETATTR the kernel
+// sends only because it changed n itself: for a directory, what this
+// mount's last create, link, unlink or rename in it answered
+// (client.Volume.RecentDirAttr; the kernel asks on the next path walk
+// through it); for a file open here, its attributes with the buffered
+// writes (client.Volume.RecentOpenAttr; the kernel asks after every
+// write(2)). They are not used if the kernel was told newer ones since (a
+// chmod's answer, say).
 func (n *node) postOpAttr() *dfspb.Attr {
-	a := n.fsys.vol.RecentDirAttr(n.cn, n.fsys.opts.AttrTimeout)
+	var a *dfspb.Attr
+	if n.cn.IsDir() {
+		a = n.fsys.vol.RecentDirAttr(n.cn, n.fsys.opts.AttrTimeout)
+	} else {
+		a = n.fsys.vol.RecentOpenAttr(n.cn, n.fsys.opts.AttrTimeout)
+	}
 	if a == nil {
 		return nil
 	}

@@ -44,6 +44,9 @@ type openInode struct {
 	// attr is the newest attributes seen; version is theirs.
 	attr    *dfspb.Attr
 	version uint64
+	attrAt  time.Time // when attr came from the subvolume
+	// attrChanges is the Volume's postOps.changes when attr came.
+	attrChanges uint64
 	// remoteSize and remoteChunked are the committed size and data
 	// placement as last seen.
 	remoteSize    uint64
@@ -168,6 +171,36 @@ func (v *Volume) lookupOpen(id layout.ID) *openInode {
 	v.openMu.Lock()
 	defer v.openMu.Unlock()
 	return v.open[id]
+}
+
+// RecentOpenAttr returns the attributes of file n, buffered writes
+// included, when a File of it is open here and its attributes came from
+// the subvolume (an open, a commit, a GetAttr) less than maxAge (at most a
+// second) ago, and no link, unlink, rename, setattr or other change of
+// this Volume's that could have changed them came after; nil otherwise.
+// The kernel drops a file's attributes after
+// every write(2) and asks again before the next read (it checks mtime to
+// keep its page cache); a caller that may cache attributes for maxAge
+// answers from here instead of a GetAttr per write.
+func (v *Volume) RecentOpenAttr(n Node, maxAge time.Duration) *dfspb.Attr {
+	if n.Type != dfspb.FileType_FILE_TYPE_FILE {
+		return nil
+	}
+	st := v.lookupOpen(n.ID)
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.attr == nil || st.removed || time.Since(st.attrAt) >= min(maxAge, postOpMax) ||
+		st.attrChanges != v.postOps.changes.Load() {
+		return nil
+	}
+	c := proto.Clone(st.attr).(*dfspb.Attr)
+	c.Size = st.size
+	c.MtimeNs = max(c.MtimeNs, st.mtimeNs)
+	st.applyPending(c)
+	return c
 }
 
 // overlayOpen returns a with the size and mtime of buffered writes when a
@@ -335,7 +368,8 @@ func (st *openInode) adopt(a *dfspb.Attr) {
 		st.ra.invalidate() // committed data may have changed
 		st.dropFetched()
 	}
-	st.version, st.attr = a.Version, a
+	st.version, st.attr, st.attrAt = a.Version, a, time.Now()
+	st.attrChanges = st.v.postOps.changes.Load()
 	st.remoteSize, st.remoteChunked = a.Size, a.Chunked
 	if st.idle() {
 		st.size, st.chunked = a.Size, a.Chunked

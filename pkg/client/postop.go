@@ -2,6 +2,7 @@ package client
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dfsproject/dfs/pkg/layout"
@@ -25,6 +26,13 @@ type postOps struct {
 	mu    sync.Mutex
 	epoch uint64
 	dirs  map[layout.ID]postOpAttr
+
+	// changes counts this Volume's operations that may have changed some
+	// inode's attributes other than by writing its data (links, unlinks,
+	// renames, setattr, transactions, failures): an open file's
+	// attributes learned before one of them are not answered locally
+	// (RecentOpenAttr).
+	changes atomic.Uint64
 }
 
 type postOpAttr struct {
@@ -80,6 +88,7 @@ func (p *postOps) record(epoch uint64, a *dfspb.Attr) {
 
 // forget drops what is known of ids, or of every directory without ids.
 func (p *postOps) forget(ids ...[]byte) {
+	p.changes.Add(1)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.epoch++
@@ -114,12 +123,15 @@ func (p *postOps) afterMutate(epoch uint64, cmd *dfspb.StoreCommand, res *dfspb.
 		return
 	}
 	var parents [][]byte
-	switch op := cmd.Op.(type) {
+	switch cmd.Op.(type) {
 	case *dfspb.StoreCommand_WriteInline, *dfspb.StoreCommand_WriteChunk, *dfspb.StoreCommand_CommitSize,
 		*dfspb.StoreCommand_TruncateChunk, *dfspb.StoreCommand_DeleteChunks, *dfspb.StoreCommand_AppendReserve,
 		*dfspb.StoreCommand_SetLock, *dfspb.StoreCommand_ExpireLockSession, *dfspb.StoreCommand_CreateInode,
 		*dfspb.StoreCommand_WriteExtents:
 		return // file data, locks, a new inode: no directory changes
+	}
+	p.changes.Add(1)
+	switch op := cmd.Op.(type) {
 	case *dfspb.StoreCommand_CreateEntry:
 		parents = [][]byte{op.CreateEntry.Parent}
 	case *dfspb.StoreCommand_Link:
