@@ -82,8 +82,12 @@ func (s *Store) SetOnStageMissing(fn func(file layout.ID, index uint64)) {
 
 func (s *Store) stageDir() string { return filepath.Join(s.cfg.Dir, stageDirName) }
 
+// stagePath is stage/<first byte>/<id>, both in hex: 256 directories, so
+// that concurrent creations and renames do not all queue on one
+// directory's lock.
 func (s *Store) stagePath(id []byte) string {
-	return filepath.Join(s.stageDir(), hex.EncodeToString(id))
+	h := hex.EncodeToString(id)
+	return filepath.Join(s.stageDir(), h[:2], h)
 }
 
 func checkStageID(id []byte) error {
@@ -158,7 +162,7 @@ func (s *Store) Stage(ctx context.Context, id, data []byte) (err error) {
 		err = cerr
 	}
 	if err == nil && !s.cfg.NoSync {
-		err = syncDir(s.stageDir())
+		err = syncDir(filepath.Dir(path))
 	}
 	if err != nil {
 		return stageErr(err)
@@ -187,8 +191,10 @@ func (s *Store) makeStageDir() error {
 	if s.stage.dirMade {
 		return nil
 	}
-	if err := os.MkdirAll(s.stageDir(), 0o755); err != nil {
-		return ioErr(err)
+	for i := range 256 {
+		if err := os.MkdirAll(filepath.Join(s.stageDir(), fmt.Sprintf("%02x", i)), 0o755); err != nil {
+			return ioErr(err)
+		}
 	}
 	s.stage.dirMade = true
 	return nil
@@ -221,42 +227,61 @@ func (s *Store) Unstage(id []byte) error {
 // proposing, or the proposal failed). It returns how many files and bytes
 // it removed. Safe for concurrent use.
 func (s *Store) SweepStage(maxAge time.Duration) (files int, bytes int64, err error) {
-	ents, err := os.ReadDir(s.stageDir())
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, 0, nil
-	}
-	if err != nil {
-		return 0, 0, ioErr(err)
-	}
 	cutoff := time.Now().Add(-maxAge)
-	for _, e := range ents {
-		fi, err := e.Info()
-		if err != nil || !fi.ModTime().Before(cutoff) {
-			continue
+	err = s.walkStage(func(path string, fi os.FileInfo) error {
+		if !fi.ModTime().Before(cutoff) {
+			return nil
 		}
-		if err := os.Remove(filepath.Join(s.stageDir(), e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return files, bytes, ioErr(err)
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return ioErr(err)
 		}
-		s.logger.Info("removed orphan staging file", "name", e.Name(), "bytes", fi.Size(), "age", time.Since(fi.ModTime()).Round(time.Second))
+		s.logger.Info("removed orphan staging file", "name", filepath.Base(path), "bytes", fi.Size(), "age", time.Since(fi.ModTime()).Round(time.Second))
 		files++
 		bytes += fi.Size()
-	}
-	return files, bytes, nil
+		return nil
+	})
+	return files, bytes, err
 }
 
-// StageBytes is the space the staging files take.
-func (s *Store) StageBytes() int64 {
-	ents, err := os.ReadDir(s.stageDir())
-	if err != nil {
-		return 0
+// StageUsage counts the staging files and the space they take.
+func (s *Store) StageUsage() (files int, bytes int64, err error) {
+	err = s.walkStage(func(_ string, fi os.FileInfo) error {
+		files++
+		bytes += fi.Size()
+		return nil
+	})
+	return files, bytes, err
+}
+
+// walkStage calls fn for every staging file.
+func (s *Store) walkStage(fn func(path string, fi os.FileInfo) error) error {
+	dirs, err := os.ReadDir(s.stageDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	var n int64
-	for _, e := range ents {
-		if fi, err := e.Info(); err == nil {
-			n += fi.Size()
+	if err != nil {
+		return ioErr(err)
+	}
+	for _, d := range dirs {
+		dir := filepath.Join(s.stageDir(), d.Name())
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+				continue
+			}
+			return ioErr(err)
+		}
+		for _, e := range ents {
+			fi, err := e.Info()
+			if err != nil {
+				continue // removed meanwhile
+			}
+			if err := fn(filepath.Join(dir, e.Name()), fi); err != nil {
+				return err
+			}
 		}
 	}
-	return n
+	return nil
 }
 
 // VerifyChunk reads and verifies a whole chunk: nil when it verifies or
@@ -286,6 +311,22 @@ func readChunkRange(path string, off, n int64) ([]byte, error) {
 		return nil, ioErr(err)
 	}
 	return buf, nil
+}
+
+// stagedWhole reports every block good when the staging file at path has
+// length n (a file Stage synced in this process), else none.
+func (s *Store) stagedWhole(path string, n int64, blocks int) ([]bool, error) {
+	good := make([]bool, blocks)
+	fi, err := os.Stat(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, ioErr(err)
+	}
+	if err == nil && fi.Size() == n {
+		for i := range good {
+			good[i] = true
+		}
+	}
+	return good, nil
 }
 
 // stagedBlocks reads the staging file at path and reports, for each block
@@ -365,7 +406,15 @@ func (t *txn) writeStaged(c *dfspb.WriteChunkCmd) (*dfspb.StoreResult, error) {
 		return nil, fmt.Errorf("%w: staged write [%d, %d) ends inside chunk %s.%d of %d bytes", ErrStale, off, end, file, c.Index, oldLen)
 	}
 	newLen := max(oldLen, end)
-	data, good, err := s.stagedBlocks(stagePath, n, c.BlockCrcs)
+	var data []byte
+	var good []bool
+	if synced && off == 0 && end >= oldLen {
+		// Written, checked (the push's CRC-32C) and synced by this
+		// process: it goes into place whole, unread.
+		good, err = s.stagedWhole(stagePath, n, len(c.BlockCrcs))
+	} else {
+		data, good, err = s.stagedBlocks(stagePath, n, c.BlockCrcs)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -387,8 +436,12 @@ func (t *txn) writeStaged(c *dfspb.WriteChunkCmd) (*dfspb.StoreResult, error) {
 			}
 			return &dfspb.StoreResult{Chunk: rec}, nil
 		}
-		// The staging file went away after it was read (a push that
-		// came late removed it): the bytes read are copied instead.
+		// The staging file went away before its rename (the orphan
+		// sweep, a late push): the bytes read are copied instead; if
+		// they were not read, the blocks are missing.
+		if data == nil {
+			clear(good)
+		}
 	}
 
 	// Blocks not staged here may be in the chunk file already: an entry

@@ -320,16 +320,16 @@ func TestStageFiles(t *testing.T) {
 	if err := h.s.Stage(ctx, id, data); err != nil {
 		t.Fatal(err)
 	}
-	if n := h.s.StageBytes(); n != int64(len(data)) {
-		t.Fatalf("StageBytes = %d", n)
+	if n, b, err := h.s.StageUsage(); n != 1 || b != int64(len(data)) || err != nil {
+		t.Fatalf("StageUsage = %d, %d, %v", n, b, err)
 	}
 	mustOK(t, h.apply(c))
 	// A push that arrives after its entry leaves nothing behind.
 	if err := h.s.Stage(ctx, id, data); !errors.Is(err, ErrStale) {
 		t.Fatalf("late Stage = %v, want ErrStale", err)
 	}
-	if n := h.s.StageBytes(); n != 0 {
-		t.Fatalf("StageBytes after apply = %d", n)
+	if n, _, _ := h.s.StageUsage(); n != 0 {
+		t.Fatalf("%d staging files after apply", n)
 	}
 
 	// Orphans: removed by age only.
@@ -351,8 +351,11 @@ func TestStageFiles(t *testing.T) {
 	if err := h.s.Stage(ctx, orphan, data); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.s.Unstage(orphan); err != nil || h.s.StageBytes() != 0 {
-		t.Fatalf("Unstage = %v, %d bytes left", err, h.s.StageBytes())
+	if err := h.s.Unstage(orphan); err != nil {
+		t.Fatalf("Unstage = %v", err)
+	}
+	if n, _, _ := h.s.StageUsage(); n != 0 {
+		t.Fatalf("%d staging files after Unstage", n)
 	}
 }
 
