@@ -535,7 +535,7 @@ func (st *openInode) dropAfter(size uint64) {
 		start := idx * ChunkSize
 		switch {
 		case start >= size:
-			st.buffered -= cap(b.data)
+			st.buffered -= b.mem()
 			delete(st.dirty, idx)
 		case start+ChunkSize > size:
 			st.buffered += b.truncate(int(size - start))

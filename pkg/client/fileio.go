@@ -125,7 +125,7 @@ func (st *openInode) writeBack(idx uint64, b *chunkBuf) {
 	st.ra.invalidate()
 	delete(st.inflight, idx)
 	st.running--
-	st.buffered -= cap(b.data)
+	st.buffered -= b.mem()
 	if err != nil && st.werr == nil {
 		st.werr = err
 	}
@@ -264,7 +264,7 @@ func (st *openInode) commitInline(ctx context.Context) error {
 			return err
 		}
 	}
-	st.buffered -= cap(b.data)
+	st.buffered -= b.mem()
 	delete(st.dirty, 0)
 	st.uncommitted, st.pending = false, nil
 	st.adopt(res.GetAttr())
@@ -365,7 +365,7 @@ func (st *openInode) overlays(off uint64, n int) (pieces []overlayPiece, covered
 			for _, e := range b.ext {
 				lo, hi := max(e.off, coff), min(e.end, coff+ln)
 				if lo < hi {
-					data := append([]byte(nil), b.data[lo-b.base:hi-b.base]...)
+					data := append([]byte(nil), e.buf[lo-e.off:hi-e.off]...)
 					pieces = append(pieces, overlayPiece{off: idx*ChunkSize + uint64(lo), data: data})
 				}
 			}
