@@ -109,7 +109,13 @@ func (w *seqWriter) checkAcked(t *testing.T, path string) {
 }
 
 // compareStopped stops the volume and compares its replicas offline.
-func compareStopped(t *testing.T, c *cluster, vol string) {
+//
+// maxOrphans is how many staging files a brick may keep: a write staged on
+// the members whose entry was never proposed (its leader was killed in
+// between) leaves an orphan there, swept after stageOrphanAge (10 min;
+// brick/store TestStageFiles covers the sweep). No write in flight was cut
+// short: 0.
+func compareStopped(t *testing.T, c *cluster, vol string, maxOrphans int) {
 	t.Helper()
 	st, err := volumeStatus(t, c.servers[0].addr, vol)
 	if err != nil {
@@ -134,8 +140,11 @@ func compareStopped(t *testing.T, c *cluster, vol string) {
 			}
 			return nil
 		})
-		if n > 0 {
-			t.Errorf("%s:%s keeps %d staging files", b.host, b.path, n)
+		switch {
+		case n > maxOrphans:
+			t.Errorf("%s:%s keeps %d staging files, want at most %d", b.host, b.path, n, maxOrphans)
+		case n > 0:
+			t.Logf("%s:%s keeps %d orphan staging files of writes cut short", b.host, b.path, n)
 		}
 	}
 }
@@ -173,7 +182,7 @@ func TestStagedWriteFollowerStopped(t *testing.T) {
 	w.checkAcked(t, path)
 	awaitHealed(t, c.servers[0].addr, "gv0", 60*time.Second)
 	unmount(t, mnt)
-	compareStopped(t, c, "gv0")
+	compareStopped(t, c, "gv0", 0)
 	// The stopped follower missed pushes and repaired those chunks.
 	log, err := os.ReadFile(follower.logPath)
 	if err != nil {
@@ -212,5 +221,8 @@ func TestStagedWriteLeaderKilled(t *testing.T) {
 	awaitHealed(t, via.addr, "gv0", 60*time.Second)
 	w.checkAcked(t, path)
 	unmount(t, mnt)
-	compareStopped(t, c, "gv0")
+	// The mount keeps at most 8 chunk writes of a file in flight
+	// (client FlushParallelism): those cut short by the kill may leave
+	// orphans.
+	compareStopped(t, c, "gv0", 8)
 }
