@@ -99,7 +99,7 @@ func (s *service) Mutate(ctx context.Context, cmd *dfspb.StoreCommand) (*dfspb.S
 		return nil, err
 	}
 	cmd.NowNs = nowNs()
-	if w := cmd.GetWriteExtents(); w != nil && !s.b.membersAt(ctx, 2) {
+	if w := cmd.GetWriteExtents(); w != nil && !s.b.membersAt(ctx, versionChunkWrites) {
 		// A member's binary predates WriteExtentsCmd: one entry per
 		// extent, as such clients sent them.
 		var res *dfspb.StoreResult
@@ -111,7 +111,7 @@ func (s *service) Mutate(ctx context.Context, cmd *dfspb.StoreCommand) (*dfspb.S
 		}
 		return res, nil
 	}
-	if wc := s.b.stageable(ctx, cmd); wc != nil && s.b.membersAt(ctx, 2) {
+	if wc := s.b.stageable(ctx, cmd); wc != nil && s.b.membersAt(ctx, versionChunkWrites) {
 		return s.b.mutateStaged(ctx, cmd, wc) // stage.go
 	}
 	return s.b.commitCmd(ctx, cmd)

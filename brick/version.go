@@ -20,6 +20,10 @@ import (
 //	2: staged chunk writes (WriteChunkCmd.stage_id), WriteExtentsCmd
 const StoreVersion = 2
 
+// versionChunkWrites is the store version of staged chunk writes and
+// WriteExtentsCmd.
+const versionChunkWrites = 2
+
 // versionCheck remembers what membersAt learned of one member set.
 type versionCheck struct {
 	mu      sync.Mutex

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -304,15 +303,7 @@ func TestCrashRecovery(t *testing.T) {
 	if err := os.WriteFile(orphan, []byte("orphan"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(h.cfg.Dir, dirtyFile), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err := Open(h.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.s = s
+	h.openUnclean()
 	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
 		t.Fatalf("orphan chunk file not swept: %v", err)
 	}

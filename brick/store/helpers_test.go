@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -68,6 +69,20 @@ func (h *harness) withRoot() *harness {
 	h.t.Helper()
 	mustOK(h.t, h.apply(createInodeCmd(layout.RootID, dfspb.FileType_FILE_TYPE_DIR)))
 	return h
+}
+
+// openUnclean opens the (closed) store again as after a crash: with the
+// dirty marker an unclean stop leaves.
+func (h *harness) openUnclean() {
+	h.t.Helper()
+	if err := os.WriteFile(filepath.Join(h.cfg.Dir, dirtyFile), nil, 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	s, err := Open(h.cfg)
+	if err != nil {
+		h.t.Fatalf("reopen after a crash: %v", err)
+	}
+	h.s = s
 }
 
 func (h *harness) reopen() {

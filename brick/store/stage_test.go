@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -396,16 +395,9 @@ func TestStagedMissingAfterUncleanRestart(t *testing.T) {
 	if err := h.s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(h.cfg.Dir, dirtyFile), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(h.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.s = s
-	if s.recoverUntil <= h.idx {
-		t.Fatalf("no recovery window after an unclean open: %d", s.recoverUntil)
+	h.openUnclean()
+	if h.s.recoverUntil <= h.idx {
+		t.Fatalf("no recovery window after an unclean open: %d", h.s.recoverUntil)
 	}
 	d := pattern(2, 4*bs)
 	for _, res := range r.write(file, 0, 0, d, 0, 1) {

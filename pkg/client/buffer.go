@@ -79,9 +79,6 @@ func (b *chunkBuf) write(off int, p []byte, limit int, eager bool) int {
 	return delta
 }
 
-// bytes returns the dirty bytes of extent e (aliasing the buffer).
-func (b *chunkBuf) bytes(e extent) []byte { return e.buf }
-
 // mem is the buffer's memory (the capacity of its extents).
 func (b *chunkBuf) mem() int {
 	n := 0

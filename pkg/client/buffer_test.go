@@ -64,7 +64,7 @@ func TestChunkBufModel(t *testing.T) {
 				if e.off <= prev || e.off >= e.end || len(e.buf) != e.end-e.off {
 					t.Fatalf("seed %d step %d: bad extent [%d, %d) after %d, %d bytes", seed, step, e.off, e.end, prev, len(e.buf))
 				}
-				if !bytes.Equal(b.bytes(e), model[e.off:e.end]) {
+				if !bytes.Equal(e.buf, model[e.off:e.end]) {
 					t.Fatalf("seed %d step %d: extent [%d, %d) holds other bytes", seed, step, e.off, e.end)
 				}
 				for i := e.off; i < e.end; i++ {

@@ -178,10 +178,10 @@ func (v *Volume) lookupOpen(id layout.ID) *openInode {
 // the subvolume (an open, a commit, a GetAttr) less than maxAge (at most a
 // second) ago, and no link, unlink, rename, setattr or other change of
 // this Volume's that could have changed them came after; nil otherwise.
-// The kernel drops a file's attributes after
-// every write(2) and asks again before the next read (it checks mtime to
-// keep its page cache); a caller that may cache attributes for maxAge
-// answers from here instead of a GetAttr per write.
+// The kernel drops a file's attributes after every write(2) and asks again
+// before the next read (it checks mtime to keep its page cache); a caller
+// that may cache attributes for maxAge answers from here instead of a
+// GetAttr per write.
 func (v *Volume) RecentOpenAttr(n Node, maxAge time.Duration) *dfspb.Attr {
 	if n.Type != dfspb.FileType_FILE_TYPE_FILE {
 		return nil
@@ -196,11 +196,7 @@ func (v *Volume) RecentOpenAttr(n Node, maxAge time.Duration) *dfspb.Attr {
 		st.attrChanges != v.postOps.changes.Load() {
 		return nil
 	}
-	c := proto.Clone(st.attr).(*dfspb.Attr)
-	c.Size = st.size
-	c.MtimeNs = max(c.MtimeNs, st.mtimeNs)
-	st.applyPending(c)
-	return c
+	return st.withLocal(st.attr)
 }
 
 // overlayOpen returns a with the size and mtime of buffered writes when a
@@ -224,6 +220,12 @@ func (v *Volume) overlayOpen(a *dfspb.Attr) *dfspb.Attr {
 	if st.size == a.Size && st.pending == nil {
 		return a
 	}
+	return st.withLocal(a)
+}
+
+// withLocal returns a copy of a with this client's buffered writes (size,
+// mtime) and held attribute change applied. Callers hold mu.
+func (st *openInode) withLocal(a *dfspb.Attr) *dfspb.Attr {
 	c := proto.Clone(a).(*dfspb.Attr)
 	c.Size = st.size
 	c.MtimeNs = max(c.MtimeNs, st.mtimeNs)
@@ -246,11 +248,7 @@ func (v *Volume) deferAttr(id layout.ID, cmd *dfspb.SetAttrCmd) *dfspb.Attr {
 		return nil
 	}
 	st.pending = mergeSetAttr(st.pending, cmd, time.Now().UnixNano())
-	c := proto.Clone(st.attr).(*dfspb.Attr)
-	c.Size = st.size
-	c.MtimeNs = max(c.MtimeNs, st.mtimeNs)
-	st.applyPending(c)
-	return c
+	return st.withLocal(st.attr)
 }
 
 // applyPending shows the held attribute change in a. Callers hold mu.

@@ -146,12 +146,12 @@ func (v *Volume) writeChunk(ctx context.Context, file layout.ID, idx uint64, b *
 	case 1:
 		e := b.ext[0]
 		cmd.Op = &dfspb.StoreCommand_WriteChunk{WriteChunk: &dfspb.WriteChunkCmd{
-			File: file[:], Index: idx, Offset: uint32(e.off), Data: b.bytes(e),
+			File: file[:], Index: idx, Offset: uint32(e.off), Data: e.buf,
 		}}
 	default:
 		w := &dfspb.WriteExtentsCmd{File: file[:], Index: idx, Extents: make([]*dfspb.ChunkExtent, 0, len(b.ext))}
 		for _, e := range b.ext {
-			w.Extents = append(w.Extents, &dfspb.ChunkExtent{Offset: uint32(e.off), Data: b.bytes(e)})
+			w.Extents = append(w.Extents, &dfspb.ChunkExtent{Offset: uint32(e.off), Data: e.buf})
 		}
 		cmd.Op = &dfspb.StoreCommand_WriteExtents{WriteExtents: w}
 	}
@@ -255,7 +255,7 @@ func (st *openInode) commitInline(ctx context.Context) error {
 	}
 	var res *dfspb.StoreResult
 	for i, e := range b.ext {
-		w := &dfspb.WriteInlineCmd{Id: st.node.ID[:], Offset: uint64(e.off), Data: b.bytes(e)}
+		w := &dfspb.WriteInlineCmd{Id: st.node.ID[:], Offset: uint64(e.off), Data: e.buf}
 		if i == len(b.ext)-1 {
 			w.Then = st.pending
 		}

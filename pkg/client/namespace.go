@@ -171,9 +171,19 @@ func (v *Volume) GetAttr(ctx context.Context, n Node) (*dfspb.Attr, error) {
 }
 
 func (v *Volume) getAttr(ctx context.Context, n Node) (*dfspb.Attr, error) {
+	res, err := v.getAttrRPC(ctx, n, false)
+	if err != nil {
+		return nil, err
+	}
+	return res.GetAttr(), nil
+}
+
+// getAttrRPC asks n's subvolume for its attributes (and, with withData, an
+// inline file's data: opendata.go); the answer carries attributes.
+func (v *Volume) getAttrRPC(ctx context.Context, n Node, withData bool) (*dfspb.StoreResult, error) {
 	var res *dfspb.StoreResult
 	_, err := v.call(ctx, v.subOfDir(n.Locator), "getattr", func(ctx context.Context, c dfspb.BrickServiceClient, o callOpts) error {
-		r, err := c.GetAttr(ctx, &dfspb.GetAttrRequest{Id: n.ID[:]}, o...)
+		r, err := c.GetAttr(ctx, &dfspb.GetAttrRequest{Id: n.ID[:], WithData: withData}, o...)
 		res = r
 		return err
 	})
@@ -186,7 +196,7 @@ func (v *Volume) getAttr(ctx context.Context, n Node) (*dfspb.Attr, error) {
 	if res.GetAttr() == nil {
 		return nil, fmt.Errorf("%w: getattr answer without attributes", ErrIO)
 	}
-	return res.GetAttr(), nil
+	return res, nil
 }
 
 // SetAttr changes the attributes selected by in.Mask and returns the new

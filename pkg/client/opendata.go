@@ -42,22 +42,11 @@ type fetchedData struct {
 // its data from the same store view. data is nil when the leader sent none
 // (a chunked file, or a server that predates with_data).
 func (v *Volume) getAttrData(ctx context.Context, n Node) (*dfspb.Attr, *fetchedData, error) {
-	var res *dfspb.StoreResult
-	_, err := v.call(ctx, v.subOfDir(n.Locator), "getattr", func(ctx context.Context, c dfspb.BrickServiceClient, o callOpts) error {
-		r, err := c.GetAttr(ctx, &dfspb.GetAttrRequest{Id: n.ID[:], WithData: true}, o...)
-		res = r
-		return err
-	})
+	res, err := v.getAttrRPC(ctx, n, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := codeError(res.GetCode(), res.GetMessage()); err != nil {
-		return nil, nil, fmt.Errorf("getattr: %w", err)
-	}
 	a := res.GetAttr()
-	if a == nil {
-		return nil, nil, fmt.Errorf("%w: getattr answer without attributes", ErrIO)
-	}
 	if !res.GetHasData() || a.Chunked || a.Type != dfspb.FileType_FILE_TYPE_FILE {
 		return a, nil, nil
 	}

@@ -122,7 +122,6 @@ func (p *postOps) afterMutate(epoch uint64, cmd *dfspb.StoreCommand, res *dfspb.
 		p.forget()
 		return
 	}
-	var parents [][]byte
 	switch cmd.Op.(type) {
 	case *dfspb.StoreCommand_WriteInline, *dfspb.StoreCommand_WriteChunk, *dfspb.StoreCommand_CommitSize,
 		*dfspb.StoreCommand_TruncateChunk, *dfspb.StoreCommand_DeleteChunks, *dfspb.StoreCommand_AppendReserve,
@@ -131,6 +130,7 @@ func (p *postOps) afterMutate(epoch uint64, cmd *dfspb.StoreCommand, res *dfspb.
 		return // file data, locks, a new inode: no directory changes
 	}
 	p.changes.Add(1)
+	var parents [][]byte
 	switch op := cmd.Op.(type) {
 	case *dfspb.StoreCommand_CreateEntry:
 		parents = [][]byte{op.CreateEntry.Parent}
