@@ -24,10 +24,8 @@ import (
 	"errors"
 	"fmt"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto" // registers the default codec delegated to
-	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -51,24 +49,6 @@ const (
 
 // Codec returns the codec.
 func Codec() encoding.CodecV2 { return codec{base: encoding.GetCodecV2(Name)} }
-
-// ServerOptions make a gRPC server use the codec and a buffer pool that
-// does not zero the buffers it hands out.
-func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.ForceServerCodecV2(Codec()),
-		experimental.BufferPool(newPool()),
-	}
-}
-
-// DialOptions make a gRPC client connection use the codec and a buffer
-// pool that does not zero the buffers it hands out.
-func DialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(Codec())),
-		experimental.WithBufferPool(newPool()),
-	}
-}
 
 type codec struct{ base encoding.CodecV2 }
 
