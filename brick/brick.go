@@ -213,24 +213,46 @@ const maxMessage = 8 << 20
 // store.
 func (b *Brick) Close() error {
 	close(b.stop)
-	b.scrub.close()
-	b.refetch.wait()
-	b.stage.wait()
-	b.locks.wait()
-	<-b.txnsDone
-	err := b.group.Close()
-	b.srv.Stop()
-	b.ln.Close()
-	<-b.done
+	var err error
+	b.closeStep("scrubber", b.scrub.close)
+	b.closeStep("refetcher", b.refetch.wait)
+	b.closeStep("staged writes", b.stage.wait)
+	b.closeStep("lock leases", b.locks.wait)
+	b.closeStep("transaction coordinator", func() { <-b.txnsDone })
+	b.closeStep("raft group", func() { err = b.group.Close() })
+	b.closeStep("grpc server", func() {
+		b.srv.Stop()
+		b.ln.Close()
+		<-b.done
+	})
 	b.peersMu.Lock()
 	for _, c := range b.peers {
 		c.Close()
 	}
 	b.peersMu.Unlock()
-	if serr := b.store.Close(); err == nil {
-		err = serr
-	}
+	b.closeStep("store", func() {
+		if serr := b.store.Close(); err == nil {
+			err = serr
+		}
+	})
 	return err
+}
+
+// closeSlow is how long one step of Close may take before it is logged:
+// a brick whose close hangs keeps its store locked, and the log then
+// names the step (a goroutine dump, SIGQUIT, shows the rest).
+const closeSlow = 10 * time.Second
+
+func (b *Brick) closeStep(name string, f func()) {
+	start := time.Now()
+	t := time.AfterFunc(closeSlow, func() {
+		b.cfg.Logger.Warn("brick close is slow", "path", b.cfg.Path, "waiting for", name, "after", time.Since(start).Round(time.Second))
+	})
+	f()
+	if t.Stop() {
+		return
+	}
+	b.cfg.Logger.Warn("brick close step done", "path", b.cfg.Path, "step", name, "took", time.Since(start).Round(time.Millisecond))
 }
 
 // Role reports the brick's Raft role (Leader, Follower, Candidate) and

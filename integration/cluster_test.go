@@ -153,15 +153,32 @@ func (s *server) stop() {
 
 func (s *server) dumpLog() {
 	b, _ := os.ReadFile(s.logPath)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	keep := 60
-	if strings.Contains(string(b), "SIGQUIT") {
-		keep = 1500 // a goroutine dump: show it whole
+	text := string(b)
+	var dump string
+	if i := strings.Index(text, "SIGQUIT"); i >= 0 {
+		text, dump = text[:i], text[i:]
 	}
-	if len(lines) > keep {
-		lines = lines[len(lines)-keep:]
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	if len(lines) > 60 {
+		lines = lines[len(lines)-60:]
 	}
 	s.t.Logf("---- last log lines of %s ----\n%s", s.addr, strings.Join(lines, "\n"))
+	if dump != "" {
+		s.t.Logf("---- goroutines of %s in dfs bricks and Raft (of its SIGQUIT dump) ----\n%s", s.addr, brickGoroutines(dump))
+	}
+}
+
+// brickGoroutines keeps the goroutines of a Go goroutine dump whose
+// stacks pass through the brick, its Raft group or hashicorp/raft: a
+// whole server's dump is thousands of lines, more than a test log shows.
+func brickGoroutines(dump string) string {
+	var keep []string
+	for _, g := range strings.Split(dump, "\n\n") {
+		if strings.Contains(g, "dfs/brick") || strings.Contains(g, "raftgroup") || strings.Contains(g, "hashicorp/raft") {
+			keep = append(keep, g)
+		}
+	}
+	return strings.Join(keep, "\n\n")
 }
 
 // result is one CLI run.
