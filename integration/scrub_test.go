@@ -95,17 +95,28 @@ func TestBackgroundScrubRepairs(t *testing.T) {
 		}
 		return nil
 	})
+	// Every brick scrubs on its own clock (due 2 s after it took the
+	// setting): the others may finish their first run after the victim's.
+	eventually(t, 30*time.Second, "every brick finished a scrub at the set rate and interval", func() error {
+		st, err := scrubStatus(t, a, "gv0")
+		if err != nil {
+			return err
+		}
+		for _, b := range st.Bricks {
+			p := b.Scrub
+			// A run may be under way (every 2 s): look at the finished ones.
+			if p.Totals.Runs == 0 || p.Run == nil || p.Totals.Bytes < 3<<20*p.Totals.Runs || p.RateBytes != 128<<20 || p.IntervalSeconds != 2 {
+				return fmt.Errorf("brick %s after scrubs: %v", b.Path, p)
+			}
+		}
+		return nil
+	})
 	st, err = scrubStatus(t, a, "gv0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range st.Bricks {
-		p := b.Scrub
-		// A run may be under way (every 2 s): look at the finished ones.
-		if p.Totals.Runs == 0 || p.Run == nil || p.Totals.Bytes < 3<<20*p.Totals.Runs || p.RateBytes != 128<<20 || p.IntervalSeconds != 2 {
-			t.Errorf("brick %s after scrubs: %v", b.Path, p)
-		}
-		if b.Path != victimBrick && p.Totals.Corrupt != 0 {
+		if p := b.Scrub; b.Path != victimBrick && p.Totals.Corrupt != 0 {
 			t.Errorf("brick %s found corruption that was not injected: %v", b.Path, p)
 		}
 	}
