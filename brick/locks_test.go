@@ -115,3 +115,61 @@ func TestLocksSurviveLeaderChangeAndExpire(t *testing.T) {
 		t.Fatalf("renewal of a malformed session: %v", err)
 	}
 }
+
+// TestBlockingLockHeldUntilRelease: a SetLock with wait that conflicts is
+// held by the leader, without a Raft entry, until the holder releases,
+// and then granted in the same call; one that still conflicts after
+// lockWaitMax comes back with the conflict.
+func TestBlockingLockHeldUntilRelease(t *testing.T) {
+	rs := newReplicaSet(t, 3)
+	ctx := t.Context()
+	li, lc := rs.leader()
+	makeRoot(t, lc)
+	r, err := create(ctx, lc, "f")
+	if err != nil || r.Code != 0 {
+		t.Fatalf("create: %v %v", r, err)
+	}
+	var f layout.ID
+	copy(f[:], r.Attr.Id)
+	a, b := bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 16)
+	lock := func(sess []byte, typ dfspb.LockType) *dfspb.FileLock {
+		return &dfspb.FileLock{Session: sess, Owner: 7, Type: typ, Start: 0, End: toEOF, Pid: 42}
+	}
+	if ok, err := setLock(ctx, lc, f, lock(a, dfspb.LockType_LOCK_TYPE_WRITE)); !ok || err != nil {
+		t.Fatalf("first lock: granted=%v err=%v", ok, err)
+	}
+	waitLock := func() (*dfspb.StoreResult, error) {
+		return lc.Mutate(ctx, &dfspb.StoreCommand{Op: &dfspb.StoreCommand_SetLock{SetLock: &dfspb.SetLockCmd{Id: f[:], Lock: lock(b, dfspb.LockType_LOCK_TYPE_WRITE), Wait: true}}})
+	}
+
+	// Still held after lockWaitMax: the conflict comes back, and the
+	// attempt was never proposed.
+	before := rs.bricks[li].AppliedIndex()
+	res, err := waitLock()
+	if err != nil || res.Conflict == nil {
+		t.Fatalf("blocking attempt on a held lock = %v, %v; want the conflict", res, err)
+	}
+	if after := rs.bricks[li].AppliedIndex(); after != before {
+		t.Fatalf("a held attempt that still conflicted was proposed (applied index %d -> %d)", before, after)
+	}
+
+	// Released while held: granted in the same call.
+	got := make(chan *dfspb.StoreResult, 1)
+	go func() {
+		res, err := waitLock()
+		if err != nil {
+			t.Error(err)
+		}
+		got <- res
+	}()
+	time.Sleep(lockWaitMax / 4)
+	if ok, err := setLock(ctx, lc, f, lock(a, dfspb.LockType_LOCK_TYPE_UNLOCK)); !ok || err != nil {
+		t.Fatalf("unlock: %v %v", ok, err)
+	}
+	if res := <-got; res == nil || res.Conflict != nil {
+		t.Fatalf("blocking attempt after the release = %v; want granted", res)
+	}
+	if ok, err := setLock(ctx, lc, f, lock(a, dfspb.LockType_LOCK_TYPE_READ)); ok || err != nil {
+		t.Fatalf("the waiter's lock does not exclude: granted=%v err=%v", ok, err)
+	}
+}

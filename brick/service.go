@@ -98,6 +98,11 @@ func (s *service) Mutate(ctx context.Context, cmd *dfspb.StoreCommand) (*dfspb.S
 	if err := s.b.txnMutate(ctx, cmd); err != nil {
 		return nil, err
 	}
+	if sl := cmd.GetSetLock(); sl != nil {
+		if c := s.b.awaitLockFree(ctx, sl); c != nil { // lockwait.go
+			return &dfspb.StoreResult{Conflict: c}, nil
+		}
+	}
 	cmd.NowNs = nowNs()
 	if w := cmd.GetWriteExtents(); w != nil && !s.b.membersAt(ctx, versionChunkWrites) {
 		// A member's binary predates WriteExtentsCmd: one entry per

@@ -124,6 +124,7 @@ type txn struct {
 	files  map[string]*chunkFile // chunk files opened, by path
 	dirs   map[string]bool       // chunk directories with new files
 	remove map[string]bool       // chunk files to delete after the commit
+	locks  []layout.ID           // inodes whose locks the batch changes
 }
 
 // chunkFile is a chunk file open for writing in a batch.
@@ -187,6 +188,9 @@ func (t *txn) commit() error {
 	s.countsMu.Lock()
 	s.counts = t.counts
 	s.countsMu.Unlock()
+	if len(t.locks) > 0 {
+		s.locksChanged(t.locks, false)
+	}
 	for path := range t.remove {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			// The index no longer names the file: it is an orphan that

@@ -164,6 +164,7 @@ func getLocks(r pebble.Reader, id layout.ID) ([]*dfspb.FileLock, error) {
 // the session index in step: every session in before or after gets its
 // index key set or deleted.
 func (t *txn) putLocks(id layout.ID, before, after []*dfspb.FileLock) error {
+	t.locks = append(t.locks, id)
 	var err error
 	if len(after) == 0 {
 		err = t.b.Delete(lockKey(id), nil)

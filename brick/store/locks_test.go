@@ -245,3 +245,47 @@ func TestLocksSurviveSnapshotAndReopen(t *testing.T) {
 		t.Fatalf("reopened table %q, want %q", got, want)
 	}
 }
+
+// TestLockChangedWakes: LockChanged's channel closes when a committed
+// entry changes the inode's locks (set, release, session expiry), and not
+// for a refused attempt or another inode's change.
+func TestLockChangedWakes(t *testing.T) {
+	h, f := lockHarness(t)
+	g := h.create(layout.RootID, "g")
+	closed := func(c <-chan struct{}) bool {
+		select {
+		case <-c:
+			return true
+		default:
+			return false
+		}
+	}
+	c := h.s.LockChanged(f)
+	if h.s.LockChanged(f) != c {
+		t.Fatal("two waiters of one inode got different channels")
+	}
+	h.set(f, lk(sessA, 1, wr, 0, 9))
+	if !closed(c) {
+		t.Fatal("setting a lock did not wake the waiters")
+	}
+	c, cg := h.s.LockChanged(f), h.s.LockChanged(g)
+	if h.set(f, lk(sessB, 1, wr, 5, 5)) {
+		t.Fatal("conflicting lock granted")
+	}
+	if closed(c) {
+		t.Fatal("a refused attempt woke the waiters")
+	}
+	h.set(g, flk(sessA, 2, wr))
+	if closed(c) || !closed(cg) {
+		t.Fatalf("a lock on g: f's waiters woken %v, g's %v; want false, true", closed(c), closed(cg))
+	}
+	h.set(f, lk(sessA, 1, un, 0, toEOF))
+	if !closed(c) {
+		t.Fatal("releasing a lock did not wake the waiters")
+	}
+	c = h.s.LockChanged(g)
+	mustOK(t, h.apply(&dfspb.StoreCommand{Op: &dfspb.StoreCommand_ExpireLockSession{ExpireLockSession: &dfspb.ExpireLockSessionCmd{Session: sessA}}}))
+	if !closed(c) {
+		t.Fatal("a session's expiry did not wake the waiters of its locks")
+	}
+}

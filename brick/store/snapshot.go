@@ -288,6 +288,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 		s.logger.Warn("remove replaced generation", "generation", oldGen, "err", err)
 	}
 	s.logger.Info("restored snapshot", "generation", gen, "applied_index", applied, "inodes", c.Inodes, "chunks", c.Chunks, "chunks_to_fetch", missing)
+	s.locksChanged(nil, true)
 	if s.cfg.OnRestore != nil {
 		s.cfg.OnRestore(missing)
 	}

@@ -176,6 +176,8 @@ type Store struct {
 
 	stage stageBook // staged chunk writes (stage.go)
 
+	lockWatch lockWatch // waiters for lock changes (lockwait.go)
+
 	// The fields below are used only by Apply, ApplyBatch and Restore,
 	// which raft calls one at a time.
 

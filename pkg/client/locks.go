@@ -61,6 +61,8 @@ type Lock struct {
 const (
 	minLockPoll = 5 * time.Millisecond
 	maxLockPoll = 200 * time.Millisecond
+	// lockHeld: an attempt that took this long was held by the leader.
+	lockHeld = 100 * time.Millisecond
 	// defaultRenew is the renewal interval until a leader announces its
 	// lease.
 	defaultRenew = 2 * time.Second
@@ -157,9 +159,15 @@ func (v *Volume) SetLock(ctx context.Context, n Node, owner uint64, flock bool, 
 		v.locks.held[key] = true
 		v.locks.mu.Unlock()
 	}
-	cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_SetLock{SetLock: &dfspb.SetLockCmd{Id: n.ID[:], Lock: fl}}}
+	// With wait, the leader holds an attempt that conflicts until the
+	// inode's locks change (brick/lockwait.go): an attempt that comes back
+	// after a while is retried at once. One that comes back at once lost
+	// a race for a released lock, or met a server that predates holding:
+	// those back off.
+	cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_SetLock{SetLock: &dfspb.SetLockCmd{Id: n.ID[:], Lock: fl, Wait: wait}}}
 	pause := minLockPoll
 	for {
+		start := time.Now()
 		var res *dfspb.StoreResult
 		_, err := v.call(context.WithoutCancel(ctx), sub, "lock", func(cctx context.Context, c dfspb.BrickServiceClient, o callOpts) error {
 			r, err := c.Mutate(cctx, cmd, o...)
@@ -179,6 +187,10 @@ func (v *Volume) SetLock(ctx context.Context, n Node, owner uint64, flock bool, 
 		}
 		if !wait {
 			return fmt.Errorf("lock %d-%d: %w (held by pid %d)", l.Start, l.End, ErrWouldBlock, res.Conflict.Pid)
+		}
+		if time.Since(start) >= lockHeld {
+			pause = minLockPoll
+			continue
 		}
 		select {
 		case <-ctx.Done():

@@ -3101,10 +3101,17 @@ func (x *LockTable) GetLocks() []*FileLock {
 // StoreResult.conflict names that lock (code OK; the client decides
 // whether to wait). The inode must be in this store. StoreResult.attr is
 // the inode's attributes, so the new holder can drop stale caches.
+//
+// wait (F_SETLKW) asks the leader to hold the command while the lock
+// conflicts, until the inode's locks change or about a second passed, and
+// only then to propose it; the client retries a conflict at once. Replicas
+// ignore it, and servers that predate it answer at once (the client then
+// backs off).
 type SetLockCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Lock          *FileLock              `protobuf:"bytes,2,opt,name=lock,proto3" json:"lock,omitempty"`
+	Wait          bool                   `protobuf:"varint,3,opt,name=wait,proto3" json:"wait,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3151,6 +3158,13 @@ func (x *SetLockCmd) GetLock() *FileLock {
 		return x.Lock
 	}
 	return nil
+}
+
+func (x *SetLockCmd) GetWait() bool {
+	if x != nil {
+		return x.Wait
+	}
+	return false
 }
 
 // ExpireLockSessionCmd removes every lock of a session in this store: its
@@ -4457,11 +4471,12 @@ const file_store_proto_rawDesc = "" +
 	"\x03end\x18\x06 \x01(\x04R\x03end\x12\x10\n" +
 	"\x03pid\x18\a \x01(\rR\x03pid\"3\n" +
 	"\tLockTable\x12&\n" +
-	"\x05locks\x18\x01 \x03(\v2\x10.dfs.v1.FileLockR\x05locks\"B\n" +
+	"\x05locks\x18\x01 \x03(\v2\x10.dfs.v1.FileLockR\x05locks\"V\n" +
 	"\n" +
 	"SetLockCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12$\n" +
-	"\x04lock\x18\x02 \x01(\v2\x10.dfs.v1.FileLockR\x04lock\"0\n" +
+	"\x04lock\x18\x02 \x01(\v2\x10.dfs.v1.FileLockR\x04lock\x12\x12\n" +
+	"\x04wait\x18\x03 \x01(\bR\x04wait\"0\n" +
 	"\x14ExpireLockSessionCmd\x12\x18\n" +
 	"\asession\x18\x01 \x01(\fR\asession\"\xd0\x01\n" +
 	"\fRemovedInode\x12\x0e\n" +
