@@ -27,6 +27,19 @@ func setLock(ctx context.Context, c dfspb.BrickServiceClient, id layout.ID, l *d
 	return r.Conflict == nil, nil
 }
 
+// rootAndFile makes the root and a file "f" in it through c, the leader.
+func rootAndFile(t *testing.T, c dfspb.BrickServiceClient) layout.ID {
+	t.Helper()
+	makeRoot(t, c)
+	r, err := create(t.Context(), c, "f")
+	if err != nil || r.Code != 0 {
+		t.Fatalf("create: %v %v", r, err)
+	}
+	var f layout.ID
+	copy(f[:], r.Attr.Id)
+	return f
+}
+
 // TestLocksSurviveLeaderChangeAndExpire: a lock taken on one leader still
 // excludes on the next, and a session that stops renewing loses its locks
 // after the lease, while one that renews keeps them.
@@ -40,13 +53,7 @@ func TestLocksSurviveLeaderChangeAndExpire(t *testing.T) {
 	}
 	ctx := t.Context()
 	li, lc := rs.leader()
-	makeRoot(t, lc)
-	r, err := create(ctx, lc, "f")
-	if err != nil || r.Code != 0 {
-		t.Fatalf("create: %v %v", r, err)
-	}
-	var f layout.ID
-	copy(f[:], r.Attr.Id)
+	f := rootAndFile(t, lc)
 
 	alive, dead, other := bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 16), bytes.Repeat([]byte{3}, 16)
 	wlock := func(sess []byte, start, end uint64) *dfspb.FileLock {
@@ -124,13 +131,7 @@ func TestBlockingLockHeldUntilRelease(t *testing.T) {
 	rs := newReplicaSet(t, 3)
 	ctx := t.Context()
 	li, lc := rs.leader()
-	makeRoot(t, lc)
-	r, err := create(ctx, lc, "f")
-	if err != nil || r.Code != 0 {
-		t.Fatalf("create: %v %v", r, err)
-	}
-	var f layout.ID
-	copy(f[:], r.Attr.Id)
+	f := rootAndFile(t, lc)
 	a, b := bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 16)
 	lock := func(sess []byte, typ dfspb.LockType) *dfspb.FileLock {
 		return &dfspb.FileLock{Session: sess, Owner: 7, Type: typ, Start: 0, End: toEOF, Pid: 42}
