@@ -151,12 +151,22 @@ func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*
 	}
 	rctx, done := n.fsys.interruptible(ctx)
 	defer done()
-	cn, attr, err := n.fsys.vol.Lookup(rctx, n.cn, name)
+	// The answer may come from a page of the directory read a moment ago
+	// (client.Volume.LookupAt): the kernel keeps it no longer than it
+	// would have kept an entry looked up then.
+	entryTO, attrTO := n.fsys.opts.EntryTimeout, n.fsys.opts.AttrTimeout
+	cn, attr, asOf, err := n.fsys.vol.LookupAt(rctx, n.cn, name, min(entryTO, attrTO))
 	if err != nil {
 		return nil, nameErrno(ctx, err, n)
 	}
-	n.alive.Store(time.Now().UnixNano())
-	return n.newChild(ctx, cn, attr, out), 0
+	now := time.Now()
+	n.alive.Store(now.UnixNano())
+	in := n.newChild(ctx, cn, attr, out)
+	if age := now.Sub(asOf); age > 0 && entryTO > 0 && attrTO > 0 {
+		out.SetEntryTimeout(max(entryTO-age, time.Nanosecond))
+		out.SetAttrTimeout(max(attrTO-age, time.Nanosecond))
+	}
+	return in, 0
 }
 
 // Getattr reads attributes (with this client's unflushed writes). fstat(2)

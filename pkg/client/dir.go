@@ -17,6 +17,18 @@ func (v *Volume) ReadDir(ctx context.Context, dir Node, after string, limit int)
 	if limit < 0 {
 		return nil, false, fmt.Errorf("%w: readdir limit %d", ErrInvalid, limit)
 	}
+	out, eof, err := v.readDir(ctx, dir, after, limit)
+	for i := range out {
+		if out[i].Attr != nil {
+			out[i].Attr = v.overlayOpen(out[i].Attr)
+		}
+	}
+	return out, eof, err
+}
+
+// readDir is ReadDir with the attributes as the brick answered them
+// (without this Volume's buffered writes).
+func (v *Volume) readDir(ctx context.Context, dir Node, after string, limit int) ([]DirEntry, bool, error) {
 	var res *dfspb.ReadDirResponse
 	_, err := v.call(ctx, v.subOfDir(dir.ID), "readdir", func(ctx context.Context, c dfspb.BrickServiceClient, o callOpts) error {
 		r, err := c.ReadDir(ctx, &dfspb.ReadDirRequest{Dir: dir.ID[:], After: after, Limit: uint32(limit)}, o...)
@@ -35,11 +47,7 @@ func (v *Volume) ReadDir(ctx context.Context, dir Node, after string, limit int)
 		if err != nil {
 			return nil, false, err
 		}
-		var a *dfspb.Attr
-		if e.Attr != nil {
-			a = v.overlayOpen(e.Attr)
-		}
-		out = append(out, DirEntry{Name: e.Name, Node: n, Type: e.Type, Attr: a})
+		out = append(out, DirEntry{Name: e.Name, Node: n, Type: e.Type, Attr: e.Attr})
 	}
 	return out, res.Eof, nil
 }

@@ -191,6 +191,11 @@ func (v *Volume) getAttrRPC(ctx context.Context, n Node, withData bool) (*dfspb.
 		return nil, err
 	}
 	if err := codeError(res.GetCode(), res.GetMessage()); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			// An entry a page of lookups holds may name it
+			// (lookupbatch.go).
+			v.postOps.batches.drop()
+		}
 		return nil, fmt.Errorf("getattr: %w", err)
 	}
 	if res.GetAttr() == nil {

@@ -33,6 +33,10 @@ type postOps struct {
 	// attributes learned before one of them are not answered locally
 	// (RecentOpenAttr).
 	changes atomic.Uint64
+
+	// batches are the pages of directories that answer lookups
+	// (lookupbatch.go); every change drops them.
+	batches lookupBatches
 }
 
 type postOpAttr struct {
@@ -89,6 +93,7 @@ func (p *postOps) record(epoch uint64, a *dfspb.Attr) {
 // forget drops what is known of ids, or of every directory without ids.
 func (p *postOps) forget(ids ...[]byte) {
 	p.changes.Add(1)
+	p.batches.drop()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.epoch++
@@ -121,6 +126,12 @@ func (p *postOps) afterMutate(epoch uint64, cmd *dfspb.StoreCommand, res *dfspb.
 	if res == nil {
 		p.forget()
 		return
+	}
+	switch cmd.Op.(type) {
+	case *dfspb.StoreCommand_SetLock, *dfspb.StoreCommand_ExpireLockSession, *dfspb.StoreCommand_CreateInode:
+	default:
+		// An entry, or attributes a page may hold, changed.
+		p.batches.drop()
 	}
 	switch cmd.Op.(type) {
 	case *dfspb.StoreCommand_WriteInline, *dfspb.StoreCommand_WriteChunk, *dfspb.StoreCommand_CommitSize,
