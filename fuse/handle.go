@@ -33,11 +33,48 @@ var (
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
 	rctx, done := h.fsys.interruptible(ctx)
 	defer done()
-	n, err := h.f.ReadAt(rctx, dest, off)
+	data, release, err := h.f.ReadLent(rctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, toErrno(err)
 	}
-	return gofuse.ReadResultData(dest[:n]), 0
+	return &lentResult{data: data, release: release}, 0
+}
+
+// lentResult answers a read with the client's data slices (its read-ahead
+// chunk buffers, lent until go-fuse has written the reply: Done), written
+// to the kernel with one writev and no copy.
+type lentResult struct {
+	data    [][]byte
+	release func()
+}
+
+// Slices makes go-fuse write the slices as they are (writev).
+func (r *lentResult) Slices() ([][]byte, gofuse.Status) { return r.data, gofuse.OK }
+
+func (r *lentResult) Bytes(buf []byte) ([]byte, gofuse.Status) {
+	if len(r.data) == 1 {
+		return r.data[0], gofuse.OK
+	}
+	buf = buf[:0]
+	for _, d := range r.data {
+		buf = append(buf, d...)
+	}
+	return buf, gofuse.OK
+}
+
+func (r *lentResult) Size() int {
+	n := 0
+	for _, d := range r.data {
+		n += len(d)
+	}
+	return n
+}
+
+func (r *lentResult) Done() {
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
 }
 
 // Write buffers data at off (copied; the kernel's buffer is reused).

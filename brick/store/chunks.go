@@ -320,37 +320,31 @@ func (t *txn) deleteChunks(c *dfspb.DeleteChunksCmd) (*dfspb.StoreResult, error)
 
 // ---- reads -------------------------------------------------------------------
 
-// readChunkFile reads bytes [start, end) of a chunk file and verifies the
-// blocks they cover; start is block aligned and end is the chunk length or
-// block aligned. The caller holds mu and the chunk's stripe.
-func (s *Store) readChunkFile(file layout.ID, rec *dfspb.ChunkInfo, start, end int64) ([]byte, error) {
+// readChunkFile reads bytes [start, end) of a chunk file into buf (of
+// end-start bytes) and verifies the blocks they cover; start is block
+// aligned and end is the chunk length or block aligned. The caller holds
+// mu and the chunk's stripe.
+func (s *Store) readChunkFile(file layout.ID, rec *dfspb.ChunkInfo, start, end int64, buf []byte) error {
 	bs := int64(s.cfg.BlockSize)
-	buf := make([]byte, end-start)
-	f, err := os.Open(s.chunkPath(file, rec.Index))
+	n, err := preadFile(s.chunkPath(file, rec.Index), buf, start)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, &CorruptError{File: file, Index: rec.Index, Block: int(start / bs), Reason: "chunk file missing"}
+		return &CorruptError{File: file, Index: rec.Index, Block: int(start / bs), Reason: "chunk file missing"}
 	}
 	if err != nil {
-		return nil, ioErr(err)
+		return ioErr(err)
 	}
-	n, err := readFull(f, buf, start)
-	_ = f.Close()
-	if err != nil {
-		return nil, ioErr(err)
-	}
-	bad := badSet(rec)
 	for b := start / bs; b*bs < end; b++ {
 		lo, hi := b*bs-start, min((b+1)*bs, end)-start
 		switch {
-		case bad[b]:
-			return nil, &CorruptError{File: file, Index: rec.Index, Block: int(b), Reason: "marked bad"}
+		case slices.Contains(rec.BadBlocks, uint32(b)):
+			return &CorruptError{File: file, Index: rec.Index, Block: int(b), Reason: "marked bad"}
 		case int64(n) < hi:
-			return nil, &CorruptError{File: file, Index: rec.Index, Block: int(b), Reason: "chunk file too short"}
+			return &CorruptError{File: file, Index: rec.Index, Block: int(b), Reason: "chunk file too short"}
 		case int(b) >= len(rec.Crcs) || s.crcOf(buf[lo:hi]) != rec.Crcs[b]:
-			return nil, &CorruptError{File: file, Index: rec.Index, Block: int(b), Reason: "crc mismatch"}
+			return &CorruptError{File: file, Index: rec.Index, Block: int(b), Reason: "crc mismatch"}
 		}
 	}
-	return buf, nil
+	return nil
 }
 
 // ReadChunk reads up to n bytes at off from chunk index of file, verifying
@@ -358,7 +352,8 @@ func (s *Store) readChunkFile(file layout.ID, rec *dfspb.ChunkInfo, start, end i
 // which wraps ErrCorrupt; repair with RepairChunk). It returns what the
 // chunk holds: fewer than n bytes when the chunk ends earlier, nothing for
 // a chunk this store does not hold. The file's size lives in its inode, so
-// the caller pads with zeros up to it. Safe for concurrent use.
+// the caller pads with zeros up to it. The returned slice is the caller's.
+// Safe for concurrent use.
 func (s *Store) ReadChunk(ctx context.Context, file layout.ID, index uint64, off int64, n int) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -380,11 +375,22 @@ func (s *Store) ReadChunk(ctx context.Context, file layout.ID, index uint64, off
 	bs := int64(s.cfg.BlockSize)
 	end := min(off+int64(n), int64(rec.Length))
 	start := off / bs * bs
-	buf, err := s.readChunkFile(file, rec, start, min((end+bs-1)/bs*bs, int64(rec.Length)))
-	if err != nil {
+	bufEnd := min((end+bs-1)/bs*bs, int64(rec.Length))
+	if 2*(end-off) >= bufEnd-start {
+		// Most of what is read is returned: in its own buffer.
+		buf := make([]byte, bufEnd-start)
+		if err := s.readChunkFile(file, rec, start, bufEnd, buf); err != nil {
+			return nil, err
+		}
+		return buf[off-start : end-start], nil
+	}
+	// A small part of the blocks read: copied out of a pooled buffer.
+	buf := getReadBuf(int(bufEnd - start))
+	defer putReadBuf(buf)
+	if err := s.readChunkFile(file, rec, start, bufEnd, buf); err != nil {
 		return nil, err
 	}
-	return buf[off-start : end-start], nil
+	return append([]byte(nil), buf[off-start:end-start]...), nil
 }
 
 // ChunkInfo returns the index record of a chunk: length, block checksums,
@@ -460,7 +466,9 @@ func (s *Store) RepairChunk(ctx context.Context, file layout.ID, index uint64, d
 			return ioErr(err)
 		}
 	}
-	if _, err := s.readChunkFile(file, rec, 0, int64(rec.Length)); err != nil {
+	buf := getReadBuf(int(rec.Length))
+	defer putReadBuf(buf)
+	if err := s.readChunkFile(file, rec, 0, int64(rec.Length), buf); err != nil {
 		return fmt.Errorf("repair %s.%d: read back: %w", file, index, err)
 	}
 	s.logger.Info("chunk repaired", "file", file, "chunk", index)
@@ -593,8 +601,9 @@ func (s *Store) verifyChunk(file layout.ID, index uint64) (int64, error) {
 	if err != nil || rec == nil {
 		return 0, err
 	}
-	_, err = s.readChunkFile(file, rec, 0, int64(rec.Length))
-	return int64(rec.Length), err
+	buf := getReadBuf(int(rec.Length))
+	defer putReadBuf(buf)
+	return int64(rec.Length), s.readChunkFile(file, rec, 0, int64(rec.Length), buf)
 }
 
 // readChunkData reads a chunk file's recorded bytes without verifying them

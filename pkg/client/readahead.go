@@ -55,6 +55,7 @@ type readAhead struct {
 // and err is nil; shorter than ChunkSize at the end of the data, nil for
 // a hole. fetched, refs and dropped are guarded by readAhead.mu.
 type raChunk struct {
+	idx     uint64 // the chunk's index in the file
 	done    chan struct{}
 	data    []byte
 	err     error
@@ -109,21 +110,44 @@ func (ra *readAhead) release(chunks []*raChunk) {
 // whose size is size (as the reader saw it), through the read-ahead cache
 // when reads are sequential.
 func (st *openInode) readChunked(ctx context.Context, p []byte, off, size uint64) error {
+	want := st.ahead(off, len(p), size)
+	if want == nil {
+		return st.v.readChunks(ctx, st.node.ID, p, off)
+	}
+	defer st.ra.release(want)
+	if err := st.waitChunks(ctx, want); err != nil {
+		if errors.Is(err, errFetchFailed) {
+			return st.v.readChunks(ctx, st.node.ID, p, off)
+		}
+		return err
+	}
+	copyChunks(p, off, want)
+	return nil
+}
+
+// errFetchFailed: a chunk fetched ahead failed; the read goes direct.
+var errFetchFailed = errors.New("client: read-ahead fetch failed")
+
+// ahead keeps the read-ahead state for a read of n bytes at off of a file
+// of size bytes: when reads are sequential it starts the fetches ahead
+// and returns the cached chunks the read spans, in order, each with a
+// reference held (release them); nil when the read is to go direct.
+func (st *openInode) ahead(off uint64, n int, size uint64) []*raChunk {
 	ra := &st.ra
-	first, last := off/ChunkSize, (off+uint64(len(p))-1)/ChunkSize
+	first, last := off/ChunkSize, (off+uint64(n)-1)/ChunkSize
 	ra.mu.Lock()
+	defer ra.mu.Unlock()
 	switch {
 	case off == ra.next || ra.chunks[first] != nil:
 		ra.seq++
-		ra.next = max(ra.next, off+uint64(len(p)))
+		ra.next = max(ra.next, off+uint64(n))
 	default:
 		ra.dropAll()
 		ra.seq, ra.top = 0, 0
-		ra.next = off + uint64(len(p))
+		ra.next = off + uint64(n)
 	}
 	if ra.seq < raStart {
-		ra.mu.Unlock()
-		return st.v.readChunks(ctx, st.node.ID, p, off)
+		return nil
 	}
 	// Keep raBehind chunks behind the newest read, fetch up to raWindow
 	// past it.
@@ -143,7 +167,7 @@ func (st *openInode) readChunked(ctx context.Context, p []byte, off, size uint64
 	for idx := first; idx <= last+uint64(ahead) && idx < end; idx++ {
 		c := ra.chunks[idx]
 		if c == nil {
-			c = &raChunk{done: make(chan struct{})}
+			c = &raChunk{idx: idx, done: make(chan struct{})}
 			ra.chunks[idx] = c
 			go st.fetchChunk(idx, c)
 		}
@@ -152,35 +176,48 @@ func (st *openInode) readChunked(ctx context.Context, p []byte, off, size uint64
 			want = append(want, c)
 		}
 	}
-	ra.mu.Unlock()
-	defer ra.release(want)
-
 	if uint64(len(want)) != last-first+1 {
 		// Past the end of the file as seen: read directly.
-		return st.v.readChunks(ctx, st.node.ID, p, off)
+		for _, c := range want {
+			c.refs--
+			ra.recycle(c)
+		}
+		return nil
 	}
-	for i, c := range want {
+	return want
+}
+
+// waitChunks waits until chunks are fetched; errFetchFailed (and the cache
+// dropped) if one of them failed.
+func (st *openInode) waitChunks(ctx context.Context, chunks []*raChunk) error {
+	for _, c := range chunks {
 		select {
 		case <-c.done:
 		case <-ctx.Done():
 			return ctxError(ctx, "read")
 		}
 		if c.err != nil {
-			ra.invalidate()
-			return st.v.readChunks(ctx, st.node.ID, p, off)
+			st.ra.invalidate()
+			return fmt.Errorf("%w: %w", errFetchFailed, c.err)
 		}
-		idx := first + uint64(i)
-		lo := max(off, idx*ChunkSize)
-		hi := min(off+uint64(len(p)), (idx+1)*ChunkSize)
+	}
+	return nil
+}
+
+// copyChunks fills p, at file offset off, from the fetched chunks it
+// spans (chunks[0] holds off), zeros where they hold nothing.
+func copyChunks(p []byte, off uint64, chunks []*raChunk) {
+	for _, c := range chunks {
+		lo := max(off, c.idx*ChunkSize)
+		hi := min(off+uint64(len(p)), (c.idx+1)*ChunkSize)
 		dst := p[lo-off : hi-off]
-		coff := lo - idx*ChunkSize
+		coff := lo - c.idx*ChunkSize
 		var n int
 		if coff < uint64(len(c.data)) {
 			n = copy(dst, c.data[coff:])
 		}
 		clear(dst[n:])
 	}
-	return nil
 }
 
 // fetchChunk reads chunk idx whole into c, in the background.

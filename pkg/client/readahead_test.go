@@ -212,3 +212,101 @@ func TestReadAheadConcurrentReaders(t *testing.T) {
 		}
 	}
 }
+
+// TestReadLent: a sequential reader through ReadLent gets the file's bytes
+// (a hole, a short last chunk and reads straddling chunks included), most
+// of them lent from the read-ahead cache rather than copied into its
+// buffer, and lent data stays intact while it is held, even after its
+// chunk has left the cache and newer chunks have been fetched.
+func TestReadLent(t *testing.T) {
+	e := newEnv(t, clienttest.Options{Subvolumes: 2})
+	size := 20*client.ChunkSize + 1000
+	data := randBytes(11, size)
+	clear(data[5*client.ChunkSize : 6*client.ChunkSize+100])
+	n := e.writeFile(e.v, e.v.Root(), "big", nil)
+	w, err := e.v.Open(e.ctx, n, syscall.O_WRONLY)
+	mustOK(t, "open", err)
+	for _, part := range [][2]int{{0, 5 * client.ChunkSize}, {6*client.ChunkSize + 100, size}} {
+		if _, err := w.WriteAt(e.ctx, data[part[0]:part[1]], int64(part[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustOK(t, "close", w.Release(e.ctx))
+
+	other := e.open()
+	f, err := other.Open(e.ctx, n, syscall.O_RDONLY)
+	mustOK(t, "open", err)
+	defer f.Release(e.ctx)
+	type loan struct {
+		off     int
+		data    [][]byte
+		release func()
+	}
+	var held []loan   // the first loans, kept to the end
+	step := 384 << 10 // reads straddle chunk ends
+	buf := make([]byte, step)
+	lent, reads := 0, 0
+	for off := 0; ; {
+		bufs, release, err := f.ReadLent(e.ctx, buf, int64(off))
+		if err != nil && err != io.EOF {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+		got := bytes.Join(bufs, nil)
+		if !bytes.Equal(got, data[off:off+len(got)]) {
+			t.Fatalf("read at %d: wrong bytes at %d", off, off+firstDiff(got, data[off:off+len(got)]))
+		}
+		reads++
+		if len(bufs[0]) > 0 && &bufs[0][0] != &buf[0] {
+			lent++
+		}
+		if lent > 0 && len(held) < 3 {
+			held = append(held, loan{off, bufs, release})
+		} else {
+			release()
+		}
+		off += len(got)
+		if err == io.EOF {
+			if off != size {
+				t.Fatalf("EOF at %d, size %d", off, size)
+			}
+			break
+		}
+	}
+	for _, l := range held {
+		got := bytes.Join(l.data, nil)
+		if !bytes.Equal(got, data[l.off:l.off+len(got)]) {
+			t.Fatalf("data lent at %d changed while held (at %d)", l.off, l.off+firstDiff(got, data[l.off:l.off+len(got)]))
+		}
+		l.release()
+	}
+	// Lent unless the read-ahead had not started, or a hole or the
+	// file's end is in the read.
+	if lent < reads-6 {
+		t.Fatalf("%d of %d reads lent; want all but the first few and those with a hole", lent, reads)
+	}
+	t.Logf("%d of %d reads lent", lent, reads)
+
+	// Past the end, and with buffered writes (copied, overlaid).
+	bufs, release, err := f.ReadLent(e.ctx, buf, int64(size))
+	release()
+	if err != io.EOF || len(bytes.Join(bufs, nil)) != 0 {
+		t.Fatalf("read at the end: %d bytes, %v; want 0, EOF", len(bytes.Join(bufs, nil)), err)
+	}
+	rw, err := other.Open(e.ctx, n, syscall.O_RDWR)
+	mustOK(t, "open", err)
+	defer rw.Release(e.ctx)
+	copy(data[client.ChunkSize+10:], "buffered")
+	if _, err := rw.WriteAt(e.ctx, []byte("buffered"), int64(client.ChunkSize+10)); err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < 3*client.ChunkSize; off += step {
+		bufs, release, err := rw.ReadLent(e.ctx, buf, int64(off))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Join(bufs, nil); !bytes.Equal(got, data[off:off+step]) {
+			t.Fatalf("read at %d with a buffered write: wrong bytes at %d", off, off+firstDiff(got, data[off:off+step]))
+		}
+		release()
+	}
+}
