@@ -88,7 +88,7 @@ func (s *service) Mutate(ctx context.Context, cmd *dfspb.StoreCommand) (*dfspb.S
 		return nil, s.b.rpcError(ctx, raftgroup.ErrNotLeader)
 	}
 	if needsSpace(cmd) {
-		if err := s.b.checkSpace(); err != nil {
+		if err := s.b.writeSpace(); err != nil {
 			return storeFailure(err), nil
 		}
 	}

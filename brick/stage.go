@@ -9,12 +9,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/dfsproject/dfs/brick/store"
 	"github.com/dfsproject/dfs/pkg/layout"
 	"github.com/dfsproject/dfs/pkg/raftgroup"
+	"github.com/dfsproject/dfs/pkg/wire"
 	"github.com/dfsproject/dfs/proto/dfspb"
 )
 
@@ -46,6 +48,15 @@ const (
 	// member that falls behind (stopped, cut off) is skipped past it and
 	// repairs what it missed.
 	stagePeerInflight = 16
+	// stagePeerStreams bounds the pushes to one member that are on the
+	// wire at once; the others queue, in order. gRPC interleaves the
+	// frames of concurrent calls on a connection, so eight 1 MiB pushes
+	// sent together all arrive at the end of the eighth MiB: each write
+	// then waits for the whole batch, and the slower follower often
+	// applied an entry before its push had even arrived (a wasted push
+	// and a repair from a peer). Two keep the member's network and disk
+	// both busy.
+	stagePeerStreams = 2
 	// stageOrphanAge is the age past which a staging file whose entry
 	// never came is removed.
 	stageOrphanAge = 10 * time.Minute
@@ -63,6 +74,12 @@ const (
 	// runs instead.
 	repairPending = 1 << 16
 )
+
+// pushResult is a push's outcome on one member.
+type pushResult struct {
+	voter bool
+	err   error
+}
 
 // errBehind: a member with stagePeerInflight pushes outstanding is skipped.
 var errBehind = errors.New("brick: member is behind on staged writes")
@@ -83,7 +100,8 @@ type stager struct {
 	b *Brick
 
 	mu       sync.Mutex
-	inflight map[string]int // pushes outstanding, by member address
+	inflight map[string]int           // pushes outstanding, by member address
+	streams  map[string]chan struct{} // pushes on the wire, by member address
 	pending  map[chunkRef]*pendingRepair
 
 	kick chan struct{}
@@ -93,7 +111,7 @@ type stager struct {
 }
 
 func newStager(b *Brick) *stager {
-	return &stager{b: b, inflight: map[string]int{}, pending: map[chunkRef]*pendingRepair{}, kick: make(chan struct{}, 1)}
+	return &stager{b: b, inflight: map[string]int{}, streams: map[string]chan struct{}{}, pending: map[chunkRef]*pendingRepair{}, kick: make(chan struct{}, 1)}
 }
 
 // stageable returns cmd's WriteChunkCmd when its data goes beside the log:
@@ -145,7 +163,12 @@ func (b *Brick) mutateStaged(ctx context.Context, cmd *dfspb.StoreCommand, wc *d
 		return nil, status.Errorf(codes.Internal, "stage id: %v", err)
 	}
 	crc, blocks := b.store.StageChecksums(data)
-	if err := b.stage.push(ctx, id, data, crc); err != nil {
+	// The data's buffer came from the codec's pool (pkg/wire); it goes
+	// back once the pushes that outlive this call are done with it too.
+	buf := &sharedData{data: data}
+	buf.refs.Store(1)
+	defer buf.release()
+	if err := b.stage.push(ctx, id, buf, crc); err != nil {
 		switch {
 		case errors.Is(err, store.ErrNoSpace):
 			return storeFailure(err), nil
@@ -156,6 +179,16 @@ func (b *Brick) mutateStaged(ctx context.Context, cmd *dfspb.StoreCommand, wc *d
 	}
 	wc.Data, wc.StageId, wc.Length, wc.DataCrc, wc.BlockCrcs = nil, id, uint32(len(data)), crc, blocks
 	res, err := b.commitCmd(ctx, cmd)
+	if status.Code(err) == codes.FailedPrecondition {
+		// Not the leader any more, and the entry was not proposed (an
+		// outcome-unknown loss is Aborted): no member will apply it, so
+		// its staging files go now rather than at the orphan sweep. The
+		// client retries on the new leader with a new stage id.
+		if members, merr := b.group.Members(); merr == nil {
+			b.stage.drop(ctx, id, members)
+		}
+		return res, err
+	}
 	if err == nil && res.Code == dfspb.StoreErrorCode_STORE_ERROR_CODE_STALE {
 		b.cfg.Logger.Debug("staged write refused by the store; resending it through the log", "msg", res.Message)
 		wc.Data, wc.StageId, wc.Length, wc.DataCrc, wc.BlockCrcs = data, nil, 0, 0, nil
@@ -169,8 +202,9 @@ func (b *Brick) mutateStaged(ctx context.Context, cmd *dfspb.StoreCommand, wc *d
 // slower members go on in the background (bounded by stageTimeout). When
 // no majority can be had, the staging files are removed and the error
 // wraps store.ErrNoSpace if a member refused for want of space.
-func (st *stager) push(ctx context.Context, id, data []byte, crc uint32) error {
+func (st *stager) push(ctx context.Context, id []byte, buf *sharedData, crc uint32) error {
 	b := st.b
+	data := buf.data
 	members, err := b.group.Members()
 	if err != nil {
 		return err
@@ -182,24 +216,26 @@ func (st *stager) push(ctx context.Context, id, data []byte, crc uint32) error {
 		}
 	}
 	need := voters/2 + 1
-	type result struct {
-		voter bool
-		err   error
-	}
-	results := make(chan result, len(members))
+	results := make(chan pushResult, len(members))
 	// The pushes outlive a caller that gives up, until they end; a member
 	// that holds a file nobody names drops it when it sweeps orphans.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stageTimeout)
 	for _, m := range members {
 		switch {
 		case m.ID == b.cfg.ID:
-			go func() { results <- result{m.Voter, b.store.Stage(pctx, id, data)} }()
-		case !st.acquire(m.Address):
-			results <- result{m.Voter, fmt.Errorf("member %s: %w", m.Address, errBehind)}
-		default:
+			buf.refs.Add(1)
 			go func() {
+				defer buf.release()
+				results <- pushResult{m.Voter, b.store.Stage(pctx, id, data)}
+			}()
+		case !st.acquire(m.Address):
+			results <- pushResult{m.Voter, fmt.Errorf("member %s: %w", m.Address, errBehind)}
+		default:
+			buf.refs.Add(1)
+			go func() {
+				defer buf.release()
 				defer st.release(m.Address)
-				results <- result{m.Voter, st.pushTo(pctx, m.Address, id, data, crc)}
+				results <- pushResult{m.Voter, st.pushTo(pctx, m.Address, id, data, crc)}
 			}()
 		}
 	}
@@ -212,7 +248,7 @@ func (st *stager) push(ctx context.Context, id, data []byte, crc uint32) error {
 	ok, noSpace := 0, false
 	var last error
 	for i := range len(members) {
-		var r result
+		var r pushResult
 		select {
 		case r = <-results:
 		case <-ctx.Done():
@@ -241,6 +277,20 @@ func (st *stager) push(ctx context.Context, id, data []byte, crc uint32) error {
 	return fmt.Errorf("staged write held by %d of %d members, %d needed: %w", ok, voters, need, last)
 }
 
+// sharedData is a chunk write's data with the number of its users: the
+// write itself and the pushes under way. The last one out hands the
+// buffer back to the codec's pool.
+type sharedData struct {
+	data []byte
+	refs atomic.Int32
+}
+
+func (d *sharedData) release() {
+	if d.refs.Add(-1) == 0 {
+		wire.Recycle(d.data)
+	}
+}
+
 func (st *stager) acquire(addr string) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -257,12 +307,37 @@ func (st *stager) release(addr string) {
 	st.inflight[addr]--
 }
 
+// stream waits for one of the member's stagePeerStreams (in the order
+// asked, as channel sends are served) and returns its release.
+func (st *stager) stream(ctx context.Context, addr string) (func(), error) {
+	st.mu.Lock()
+	sem, ok := st.streams[addr]
+	if !ok {
+		sem = make(chan struct{}, stagePeerStreams)
+		st.streams[addr] = sem
+	}
+	st.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 func (st *stager) pushTo(ctx context.Context, addr string, id, data []byte, crc uint32) error {
 	c, err := st.b.peer(addr)
 	if err != nil {
 		return fmt.Errorf("member %s: %w", addr, err)
 	}
-	resp, err := c.StageChunk(ctx, &dfspb.StageChunkRequest{StageId: id, Data: data, Crc: crc})
+	done, err := st.stream(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("member %s: waiting to push: %w", addr, err)
+	}
+	defer done()
+	// The codec sends data without copying it (the brick's peer
+	// connections are not dialled with it).
+	resp, err := c.StageChunk(ctx, &dfspb.StageChunkRequest{StageId: id, Data: data, Crc: crc}, grpc.ForceCodecV2(wire.Codec()))
 	if err != nil {
 		return fmt.Errorf("member %s: %w", addr, err)
 	}
@@ -309,10 +384,13 @@ func (s *service) StageChunk(ctx context.Context, req *dfspb.StageChunkRequest) 
 	if got := s.b.store.CRC(req.Data); got != req.Crc {
 		return nil, status.Errorf(codes.InvalidArgument, "staged data of %d bytes has CRC-32C %08x, the leader sent %08x", len(req.Data), got, req.Crc)
 	}
-	err := s.b.checkSpace()
+	err := s.b.writeSpace()
 	if err == nil {
 		err = s.b.store.Stage(ctx, req.StageId, req.Data)
 	}
+	// Written (or refused): the codec's buffer is free for the next push.
+	wire.Recycle(req.Data)
+	req.Data = nil
 	if err != nil {
 		r := storeFailure(err)
 		return &dfspb.StageChunkResponse{Code: r.Code, Message: r.Message}, nil

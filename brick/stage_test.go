@@ -140,3 +140,53 @@ func TestClientCannotSendStagedWrite(t *testing.T) {
 		t.Fatalf("staged write from a client = %v", err)
 	}
 }
+
+// TestPushStreamsPerMember: at most stagePeerStreams pushes to a member
+// are on the wire at once; the next waits for one to end, and a push that
+// gives up while waiting takes no stream.
+func TestPushStreamsPerMember(t *testing.T) {
+	st := newStager(nil)
+	ctx := t.Context()
+	var held []func()
+	for range stagePeerStreams {
+		done, err := st.stream(ctx, "a:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, done)
+	}
+	// Another member has its own streams.
+	other, err := st.stream(ctx, "b:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other()
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := st.stream(short, "a:1"); err == nil {
+		t.Fatal("a push got a stream beyond the member's limit")
+	}
+	got := make(chan func(), 1)
+	go func() {
+		done, err := st.stream(ctx, "a:1")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- done
+	}()
+	select {
+	case <-got:
+		t.Fatal("a push got a stream while all were taken")
+	case <-time.After(50 * time.Millisecond):
+	}
+	held[0]()
+	select {
+	case done := <-got:
+		done()
+	case <-time.After(5 * time.Second):
+		t.Fatal("a released stream was not handed to the waiting push")
+	}
+	for _, done := range held[1:] {
+		done()
+	}
+}

@@ -10,10 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/dfsproject/dfs/pkg/layout"
 	"github.com/dfsproject/dfs/proto/dfspb"
@@ -68,6 +67,62 @@ type stageBook struct {
 	// missing is told of chunks applied without their staged bytes.
 	missing func(file layout.ID, index uint64)
 	dirMade bool
+	// writing: staging files Stage is writing now, closed when it
+	// returns, so that applying their entry can wait for them.
+	writing map[string]chan struct{}
+	// noDirect: the file system refused O_DIRECT (stagewrite.go).
+	noDirect atomic.Bool
+}
+
+// stageApplyWait bounds how long applying a staged write waits for the
+// push of its bytes that this member is writing at that moment: on a
+// follower the entry often commits (the leader and the other follower
+// hold the bytes) while its own push is still being written, and without
+// the wait it would mark the blocks bad and fetch the whole chunk from a
+// peer, on top of the push.
+const stageApplyWait = 2 * time.Second
+
+// begin registers id as being written and returns the channel to close
+// when it is done, or nil when another Stage call writes it already.
+func (b *stageBook) begin(id []byte) chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.writing[string(id)]; ok {
+		return nil
+	}
+	if b.writing == nil {
+		b.writing = make(map[string]chan struct{})
+	}
+	ch := make(chan struct{})
+	b.writing[string(id)] = ch
+	return ch
+}
+
+// end undoes begin.
+func (b *stageBook) end(id []byte, ch chan struct{}) {
+	if ch == nil {
+		return
+	}
+	b.mu.Lock()
+	delete(b.writing, string(id))
+	b.mu.Unlock()
+	close(ch)
+}
+
+// waitWriting waits, at most d, for a Stage of id in progress to end.
+func (b *stageBook) waitWriting(id []byte, d time.Duration) {
+	b.mu.Lock()
+	ch := b.writing[string(id)]
+	b.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
 }
 
 // SetOnStageMissing sets fn to be called, from Apply, for every chunk a
@@ -144,23 +199,15 @@ func (s *Store) Stage(ctx context.Context, id, data []byte) (err error) {
 	if err := s.makeStageDir(); err != nil {
 		return err
 	}
+	ch := s.stage.begin(id)
+	defer s.stage.end(id, ch)
 	path := s.stagePath(id)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return stageErr(err)
-	}
 	defer func() {
 		if err != nil && !errors.Is(err, ErrStale) {
 			_ = os.Remove(path)
 		}
 	}()
-	_, err = f.Write(data)
-	if err == nil && !s.cfg.NoSync {
-		err = unix.Fdatasync(int(f.Fd()))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	_, err = s.writeStageFile(path, data, !s.cfg.NoSync)
 	if err == nil && !s.cfg.NoSync {
 		err = syncDir(filepath.Dir(path))
 	}
@@ -391,6 +438,7 @@ func (t *txn) writeStaged(c *dfspb.WriteChunkCmd) (*dfspb.StoreResult, error) {
 	// Whatever happens below, the staging file has served once its entry
 	// is applied.
 	stagePath := s.stagePath(c.StageId)
+	s.stage.waitWriting(c.StageId, stageApplyWait)
 	synced := s.stage.consume(c.StageId)
 	t.remove[stagePath] = true
 

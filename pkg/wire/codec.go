@@ -1,6 +1,8 @@
 // Package wire is the gRPC codec of the data path: it carries chunk data
-// (dfspb.ReadResponse) with fewer copies than gRPC's default proto codec,
-// and delegates every other message to that codec unchanged.
+// (dfspb.ReadResponse, and on the write path dfspb.StoreCommand with a
+// WriteChunkCmd and dfspb.StageChunkRequest: write.go) with fewer copies
+// than gRPC's default proto codec, and delegates every other message to
+// that codec unchanged.
 //
 // gRPC's default codec marshals a response into one pooled buffer (a copy
 // of the data), and on the receiving side gathers the HTTP/2 frames into
@@ -28,6 +30,7 @@ import (
 	_ "google.golang.org/grpc/encoding/proto" // registers the default codec delegated to
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dfsproject/dfs/proto/dfspb"
 )
@@ -60,12 +63,21 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(*dfspb.ReadResponse); ok && len(r.Data) >= minDirect && len(r.ProtoReflect().GetUnknown()) == 0 {
 		return marshalRead(r), nil
 	}
+	if data, ok := writeData(v); ok {
+		return marshalWrite(v, data) // write.go
+	}
 	return c.base.Marshal(v)
 }
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if r, ok := v.(*dfspb.ReadResponse); ok && data.Len() >= minDirect {
 		err := unmarshalRead(data, r)
+		if !errors.Is(err, errFallBack) {
+			return err
+		}
+	}
+	if m, ok := v.(proto.Message); ok && data.Len() >= minDirect {
+		err := unmarshalWrite(data, m) // write.go
 		if !errors.Is(err, errFallBack) {
 			return err
 		}
@@ -94,7 +106,7 @@ func marshalRead(r *dfspb.ReadResponse) mem.BufferSlice {
 
 // errFallBack: the message holds something unmarshalRead does not decode
 // (an unknown field); the default codec decodes it instead.
-var errFallBack = errors.New("wire: not a plain read response")
+var errFallBack = errors.New("wire: not a message this codec decodes itself")
 
 // unmarshalRead decodes a ReadResponse from the received buffers, copying
 // the data once into r.Data. It only reads data, so after errFallBack the
@@ -141,8 +153,8 @@ func unmarshalRead(data mem.BufferSlice, r *dfspb.ReadResponse) error {
 // minPooled is the smallest Data decoded into a buffer of dataPool.
 const minPooled = 64 << 10
 
-// dataPool holds the buffers that Unmarshal decodes large ReadResponse
-// data into, and that Recycle takes back. It is shared by every
+// dataPool holds the buffers that Unmarshal decodes large data fields
+// into, and that Recycle takes back. It is shared by every
 // connection of the process, as gRPC's own default pool is.
 var dataPool = newPool()
 
@@ -154,11 +166,12 @@ func dataBuffer(n int) []byte {
 	return *dataPool.Get(n)
 }
 
-// Recycle hands the Data of a ReadResponse that this codec decoded back
-// to its pool, to be reused by a later response: call it only as the
-// data's sole owner, once nothing reads it any more (the next response may
-// overwrite it at once). It is optional: data that is never recycled is
-// collected as usual. Safe for concurrent use.
+// Recycle hands the Data of a ReadResponse, StageChunkRequest or
+// WriteChunkCmd that this codec decoded back to its pool, to be reused by
+// a later message: call it only as the data's sole owner, once nothing
+// reads it any more (the next message may overwrite it at once). It is
+// optional: data that is never recycled is collected as usual. Safe for
+// concurrent use.
 func Recycle(data []byte) {
 	if cap(data) >= minPooled {
 		b := data[:0]
@@ -189,7 +202,7 @@ func (rd *reader) varint() (uint64, error) {
 	var v uint64
 	for shift := uint(0); shift < 64; shift += 7 {
 		if rd.left == 0 {
-			return 0, errors.New("wire: read response: truncated varint")
+			return 0, errors.New("wire: truncated varint")
 		}
 		b := rd.byte()
 		v |= uint64(b&0x7f) << shift
@@ -197,7 +210,7 @@ func (rd *reader) varint() (uint64, error) {
 			return v, nil
 		}
 	}
-	return 0, errors.New("wire: read response: varint overflows 64 bits")
+	return 0, errors.New("wire: varint overflows 64 bits")
 }
 
 // read fills p (len(p) <= rd.left).
