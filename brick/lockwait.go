@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/dfsproject/dfs/pkg/layout"
 	"github.com/dfsproject/dfs/proto/dfspb"
 )
 
@@ -14,8 +15,8 @@ import (
 // session expired); after lockWaitMax it answers the conflict without
 // proposing. The client retries a conflict at once, so a waiter gets a
 // released lock within about one commit rather than at its next poll, and
-// an attempt that cannot succeed costs no Raft entry. The entry's apply still decides: two waiters woken by
-// one release both propose, and one of them gets the conflict back.
+// an attempt that cannot succeed costs no Raft entry. The entry's apply
+// still decides: two waiters woken by one release both propose, and one of them gets the conflict back.
 
 // lockWaitMax bounds how long the leader holds one attempt. It also
 // bounds how late a waiter whose application gave up (EINTR) learns it:
@@ -43,19 +44,31 @@ func (b *Brick) awaitLockFree(ctx context.Context, c *dfspb.SetLockCmd) *dfspb.F
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		changed := b.store.LockChanged(id)
-		conflict, err := b.store.TestLock(ctx, id, c.GetLock())
-		if err != nil || conflict == nil {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
+		conflict, again := b.awaitLockChange(ctx, id, c, timer.C)
+		if !again {
 			return conflict
-		case <-ctx.Done():
-			return nil
-		case <-b.stop:
-			return nil
 		}
 	}
+}
+
+// awaitLockChange waits, while c's lock conflicts, for a change of id's
+// locks; again reports that one came (test again). Otherwise it returns
+// the conflict when timeout fires first, nil when the lock is free or the
+// wait ends early.
+func (b *Brick) awaitLockChange(ctx context.Context, id layout.ID, c *dfspb.SetLockCmd, timeout <-chan time.Time) (conflict *dfspb.FileLock, again bool) {
+	changed, done := b.store.LockChanged(id)
+	defer done()
+	conflict, err := b.store.TestLock(ctx, id, c.GetLock())
+	if err != nil || conflict == nil {
+		return nil, false
+	}
+	select {
+	case <-changed:
+		return nil, true
+	case <-timeout:
+		return conflict, false
+	case <-ctx.Done():
+	case <-b.stop:
+	}
+	return nil, false
 }

@@ -318,3 +318,35 @@ func TestLockedCounterAcrossMounts(t *testing.T) {
 	}
 	t.Logf("sqlite: %d transactions from %d processes on %d mounts in %.1f s", len(mnts)*perMount*txns, len(mnts)*perMount, len(mnts), time.Since(start).Seconds())
 }
+
+// TestInterruptedLockWait: a process waiting for a lock another
+// mount holds gives up on a signal (flock -w 1: SIGALRM after a second).
+// The leader holds each attempt up to a second (brick/lockwait.go) and
+// the client retries a held attempt at once (pkg/client/locks.go,
+// SetLock): the interrupted waiter must still end within a few seconds,
+// not when the holder lets go.
+func TestInterruptedLockWait(t *testing.T) {
+	c := pool(t, 3)
+	c.volume(t, "gv0", 1)
+	a, b := mountVolume(t, c, "gv0"), mountVolume(t, c, "gv0")
+	fa := openLockFile(t, filepath.Join(a, "lk"))
+	if err := syscall.Flock(int(fa.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatalf("LOCK_EX on mount a: %v", err)
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		done <- exec.Command("flock", "-w", "1", filepath.Join(b, "lk"), "true").Run()
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("flock(1) on b got the lock a holds")
+		}
+		t.Logf("flock -w 1 gave up after %v: %v", time.Since(start), err)
+	case <-time.After(8 * time.Second):
+		fa.Close() // lets the waiter go
+		err := <-done
+		t.Fatalf("flock -w 1 still waiting after 8 s (ended %v, when a released: %v)", time.Since(start), err)
+	}
+}

@@ -260,15 +260,20 @@ func TestLockChangedWakes(t *testing.T) {
 			return false
 		}
 	}
-	c := h.s.LockChanged(f)
-	if h.s.LockChanged(f) != c {
+	watch := func(id layout.ID) <-chan struct{} {
+		c, done := h.s.LockChanged(id)
+		t.Cleanup(done)
+		return c
+	}
+	c := watch(f)
+	if watch(f) != c {
 		t.Fatal("two waiters of one inode got different channels")
 	}
 	h.set(f, lk(sessA, 1, wr, 0, 9))
 	if !closed(c) {
 		t.Fatal("setting a lock did not wake the waiters")
 	}
-	c, cg := h.s.LockChanged(f), h.s.LockChanged(g)
+	c, cg := watch(f), watch(g)
 	if h.set(f, lk(sessB, 1, wr, 5, 5)) {
 		t.Fatal("conflicting lock granted")
 	}
@@ -283,9 +288,35 @@ func TestLockChangedWakes(t *testing.T) {
 	if !closed(c) {
 		t.Fatal("releasing a lock did not wake the waiters")
 	}
-	c = h.s.LockChanged(g)
+	c = watch(g)
 	mustOK(t, h.apply(&dfspb.StoreCommand{Op: &dfspb.StoreCommand_ExpireLockSession{ExpireLockSession: &dfspb.ExpireLockSessionCmd{Session: sessA}}}))
 	if !closed(c) {
 		t.Fatal("a session's expiry did not wake the waiters of its locks")
+	}
+}
+
+// TestLockChangedForgotten: an inode whose waiters all stopped waiting
+// without a change leaves nothing behind, and one waiter leaving does not
+// take the channel from another.
+func TestLockChangedForgotten(t *testing.T) {
+	h, f := lockHarness(t)
+	c1, done1 := h.s.LockChanged(f)
+	c2, done2 := h.s.LockChanged(f)
+	done1()
+	done1() // twice is once
+	h.set(f, lk(sessA, 1, wr, 0, 9))
+	select {
+	case <-c2:
+	default:
+		t.Fatal("the remaining waiter was not woken")
+	}
+	if c1 != c2 {
+		t.Fatal("two waiters of one inode got different channels")
+	}
+	done2()
+	_, done3 := h.s.LockChanged(f)
+	done3()
+	if n := h.s.lockWatched(); n != 0 {
+		t.Fatalf("%d inodes still watched with no waiter", n)
 	}
 }

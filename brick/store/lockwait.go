@@ -11,26 +11,45 @@ import (
 // free, instead of the client polling on a timer.
 type lockWatch struct {
 	mu sync.Mutex
-	ch map[layout.ID]chan struct{}
+	ch map[layout.ID]*lockWaiters
+}
+
+// lockWaiters is the channel of an inode's waiters and how many of them
+// hold it.
+type lockWaiters struct {
+	c chan struct{}
+	n int
 }
 
 // LockChanged returns a channel closed once a change of id's locks (a
 // lock set, converted or released, a session expired) or a snapshot
-// install has been committed to this store. Take it before reading the
-// locks, so that a change between the read and the wait is not missed.
-func (s *Store) LockChanged(id layout.ID) <-chan struct{} {
+// install has been committed to this store, and the function to call when
+// the caller stops waiting on it (the channel of an inode nobody waits on
+// any more is dropped). Take it before reading the locks, so that a
+// change between the read and the wait is not missed.
+func (s *Store) LockChanged(id layout.ID) (<-chan struct{}, func()) {
 	w := &s.lockWatch
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.ch == nil {
-		w.ch = make(map[layout.ID]chan struct{})
+		w.ch = make(map[layout.ID]*lockWaiters)
 	}
-	c := w.ch[id]
-	if c == nil {
-		c = make(chan struct{})
-		w.ch[id] = c
+	lw := w.ch[id]
+	if lw == nil {
+		lw = &lockWaiters{c: make(chan struct{})}
+		w.ch[id] = lw
 	}
-	return c
+	lw.n++
+	var once sync.Once
+	return lw.c, func() {
+		once.Do(func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if lw.n--; lw.n == 0 && w.ch[id] == lw {
+				delete(w.ch, id)
+			}
+		})
+	}
 }
 
 // locksChanged wakes the waiters of the given inodes, or of every inode
@@ -40,16 +59,24 @@ func (s *Store) locksChanged(ids []layout.ID, all bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if all {
-		for id, c := range w.ch {
-			close(c)
+		for id, lw := range w.ch {
+			close(lw.c)
 			delete(w.ch, id)
 		}
 		return
 	}
 	for _, id := range ids {
-		if c := w.ch[id]; c != nil {
-			close(c)
+		if lw := w.ch[id]; lw != nil {
+			close(lw.c)
 			delete(w.ch, id)
 		}
 	}
+}
+
+// lockWatched is the number of inodes with waiters (for tests).
+func (s *Store) lockWatched() int {
+	w := &s.lockWatch
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.ch)
 }

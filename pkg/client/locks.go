@@ -189,6 +189,15 @@ func (v *Volume) SetLock(ctx context.Context, n Node, owner uint64, flock bool, 
 			return fmt.Errorf("lock %d-%d: %w (held by pid %d)", l.Start, l.End, ErrWouldBlock, res.Conflict.Pid)
 		}
 		if time.Since(start) >= lockHeld {
+			// The leader held the attempt until the lock changed: try
+			// again at once, unless the waiter was interrupted (a
+			// signal to flock -w) while it was held.
+			if ctx.Err() != nil {
+				return ctxError(ctx, "wait for lock")
+			}
+			if v.bg.Err() != nil {
+				return fmt.Errorf("%w: wait for lock", ErrClosed)
+			}
 			pause = minLockPoll
 			continue
 		}
