@@ -203,6 +203,13 @@ func (v *Volume) RecentOpenAttr(n Node, maxAge time.Duration) *dfspb.Attr {
 // File of it is open, after letting that state learn from a. a is not
 // modified. It must not be called with an openInode's mutex held.
 func (v *Volume) overlayOpen(a *dfspb.Attr) *dfspb.Attr {
+	return v.overlayOpenAt(a, time.Now())
+}
+
+// overlayOpenAt is overlayOpen for attributes the subvolume answered at
+// time at, not just now (a page of a directory read earlier): the open
+// state takes them only if they are newer than its own, and as read then.
+func (v *Volume) overlayOpenAt(a *dfspb.Attr, at time.Time) *dfspb.Attr {
 	if a == nil || a.Type != dfspb.FileType_FILE_TYPE_FILE {
 		return a
 	}
@@ -216,7 +223,7 @@ func (v *Volume) overlayOpen(a *dfspb.Attr) *dfspb.Attr {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.adopt(a)
+	st.adoptAt(a, at)
 	if st.size == a.Size && st.pending == nil {
 		return a
 	}
@@ -359,14 +366,21 @@ func (v *Volume) forgetOpen(id layout.ID) {
 // is buffered the size follows them; otherwise it is at least theirs.
 // Callers hold mu.
 func (st *openInode) adopt(a *dfspb.Attr) {
-	if a == nil || a.Version < st.version {
+	st.adoptAt(a, time.Now())
+}
+
+// adoptAt is adopt for attributes the subvolume answered at time at. The
+// same version read earlier than the attributes held changes nothing, so
+// that their age (RecentOpenAttr) is never made younger than it is.
+func (st *openInode) adoptAt(a *dfspb.Attr, at time.Time) {
+	if a == nil || a.Version < st.version || (a.Version == st.version && at.Before(st.attrAt)) {
 		return
 	}
 	if a.Version > st.version {
 		st.ra.invalidate() // committed data may have changed
 		st.dropFetched()
 	}
-	st.version, st.attr, st.attrAt = a.Version, a, time.Now()
+	st.version, st.attr, st.attrAt = a.Version, a, at
 	st.attrChanges = st.v.postOps.changes.Load()
 	st.remoteSize, st.remoteChunked = a.Size, a.Chunked
 	if st.idle() {
@@ -389,9 +403,13 @@ func (f *File) Node() Node { return f.st.node }
 // writes included (size and mtime). The caller must not modify them.
 func (f *File) Attr() *dfspb.Attr {
 	f.st.mu.Lock()
-	a := f.st.attr
-	f.st.mu.Unlock()
-	return f.st.v.overlayOpen(a)
+	defer f.st.mu.Unlock()
+	if f.st.attr == nil {
+		return nil
+	}
+	// Not overlayOpen: adopting the attributes held would make them look
+	// freshly read.
+	return f.st.withLocal(f.st.attr)
 }
 
 // Size returns the file's size as this Volume knows it, buffered writes

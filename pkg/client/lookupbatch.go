@@ -270,7 +270,7 @@ func (v *Volume) LookupAt(ctx context.Context, dir Node, name string, maxAge tim
 			// name may name another one now; ask.
 		}
 		if attr != nil {
-			return e.Node, v.overlayOpen(attr), at, nil
+			return e.Node, v.overlayOpenAt(attr, at), at, nil
 		}
 		plan = planAbsent
 	}
