@@ -42,7 +42,10 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadR
 
 // lentResult answers a read with the client's data slices (its read-ahead
 // chunk buffers, lent until go-fuse has written the reply: Done), written
-// to the kernel with one writev and no copy.
+// to the kernel with one writev and no copy. go-fuse does not call Done
+// for some replies (one of size 0, one to a connection already gone); the
+// lent buffers are then only collected rather than reused, which costs
+// garbage, not correctness.
 type lentResult struct {
 	data    [][]byte
 	release func()

@@ -174,7 +174,11 @@ func TestHealFullRepairsFollower(t *testing.T) {
 		}
 		for _, b := range h.Bricks {
 			if b.Path == follower {
-				if s := b.Scrub; s == nil || s.Running || s.Corrupt != 1 || s.Repaired != 1 {
+				// At least the chunk corrupted here; a follower that applied
+				// a staged write before its push arrived has had blocks
+				// marked bad for a fetch as well, which the scrub may
+				// count and repair too.
+				if s := b.Scrub; s == nil || s.Running || s.Corrupt < 1 || s.Repaired != s.Corrupt {
 					return fmt.Errorf("scrub of %s: %v", follower, s)
 				}
 			}
