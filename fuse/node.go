@@ -31,6 +31,37 @@ type node struct {
 	// alive is when this inode was last known to exist (unix ns; see
 	// nameErrno).
 	alive atomic.Int64
+	// miss is the last name of this directory its brick answered absent
+	// (see Lookup); names counts this mount's changes to its names.
+	miss  atomic.Pointer[lookupMiss]
+	names atomic.Uint64
+}
+
+// lookupMiss is a name a directory's brick answered absent: at (unix ns)
+// is when the Lookup was sent, names the directory's change count then.
+type lookupMiss struct {
+	name  string
+	at    int64
+	names uint64
+}
+
+// missGrace is how long a name found absent is answered absent again
+// without asking (capped by the entry timeout; 0 disables it). The kernel
+// always looks up the target of a rename again, even one it was just
+// told is absent (LOOKUP_RENAME_TARGET), and rename(2) callers such as
+// Go's os.Rename stat the target first: the second LOOKUP, microseconds
+// later, needs no RPC. An answer this recent is as fresh as one whose RPC
+// took missGrace longer. The store resolves the target itself when the
+// rename is applied, so a target another client made meanwhile is still
+// replaced atomically; an exclusive create checks on the store as well.
+const missGrace = 20 * time.Millisecond
+
+// changing marks the start of a change to n's names by this mount; the
+// function it returns marks its end. Absent names recorded across
+// either are not answered from (Lookup).
+func (n *node) changing() func() {
+	n.names.Add(1)
+	return func() { n.names.Add(1) }
 }
 
 // aliveGrace is how long an inode known to exist is taken to exist
@@ -149,6 +180,11 @@ func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*
 	if len(name) > maxName {
 		return nil, syscall.ENAMETOOLONG
 	}
+	grace := min(missGrace, n.fsys.opts.EntryTimeout)
+	start, names := time.Now(), n.names.Load()
+	if m := n.miss.Load(); m != nil && m.name == name && m.names == names && start.Sub(time.Unix(0, m.at)) < grace {
+		return nil, syscall.ENOENT
+	}
 	rctx, done := n.fsys.interruptible(ctx)
 	defer done()
 	// The answer may come from a page of the directory read a moment ago
@@ -157,10 +193,18 @@ func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*
 	entryTO, attrTO := n.fsys.opts.EntryTimeout, n.fsys.opts.AttrTimeout
 	cn, attr, asOf, err := n.fsys.vol.LookupAt(rctx, n.cn, name, min(entryTO, attrTO))
 	if err != nil {
-		return nil, nameErrno(ctx, err, n)
+		errno := nameErrno(ctx, err, n)
+		if errno == syscall.ENOENT && grace > 0 {
+			n.miss.Store(&lookupMiss{name: name, at: start.UnixNano(), names: names})
+		}
+		return nil, errno
 	}
 	now := time.Now()
-	n.alive.Store(now.UnixNano())
+	// The directory existed when the answer was read (asOf: long ago for
+	// an answer from a page of it).
+	if at := asOf.UnixNano(); at > n.alive.Load() {
+		n.alive.Store(at)
+	}
 	in := n.newChild(ctx, cn, attr, out)
 	if age := now.Sub(asOf); age > 0 && entryTO > 0 && attrTO > 0 {
 		out.SetEntryTimeout(max(entryTO-age, time.Nanosecond))
@@ -273,6 +317,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, syscall.ENAMETOOLONG
 	}
 	uid, gid := caller(ctx)
+	defer n.changing()()
 	mctx, cancel := n.fsys.mutation(ctx)
 	defer cancel()
 	vol := n.fsys.vol
@@ -344,6 +389,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *gofuse.
 		return nil, syscall.ENAMETOOLONG
 	}
 	uid, gid := caller(ctx)
+	defer n.changing()()
 	mctx, cancel := n.fsys.mutation(ctx)
 	defer cancel()
 	cn, attr, err := n.fsys.vol.Mkdir(mctx, n.cn, name, mode&0o7777, uid, gid)
@@ -363,6 +409,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 		return nil, syscall.EINVAL
 	}
 	uid, gid := caller(ctx)
+	defer n.changing()()
 	mctx, cancel := n.fsys.mutation(ctx)
 	defer cancel()
 	cn, attr, err := n.fsys.vol.Mknod(mctx, n.cn, name, typ, mode&0o7777, uint64(dev), uid, gid)
@@ -378,6 +425,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *gofuse.Ent
 		return nil, syscall.ENAMETOOLONG
 	}
 	uid, gid := caller(ctx)
+	defer n.changing()()
 	mctx, cancel := n.fsys.mutation(ctx)
 	defer cancel()
 	cn, attr, err := n.fsys.vol.Symlink(mctx, n.cn, name, target, uid, gid)
@@ -397,6 +445,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if !ok {
 		return nil, syscall.EXDEV
 	}
+	defer n.changing()()
 	mctx, cancel := n.fsys.mutation(ctx)
 	defer cancel()
 	attr, err := n.fsys.vol.Link(mctx, tn.cn, n.cn, name)
@@ -422,6 +471,7 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 
 // Unlink removes a non-directory.
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	defer n.changing()()
 	mctx, cancel := n.fsys.mutation(ctx)
 	defer cancel()
 	return nameErrno(ctx, n.fsys.vol.Unlink(mctx, n.cn, name), n)
@@ -429,6 +479,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 
 // Rmdir removes an empty directory.
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	defer n.changing()()
 	mctx, cancel := n.fsys.mutation(ctx)
 	defer cancel()
 	return nameErrno(ctx, n.fsys.vol.Rmdir(mctx, n.cn, name), n)
@@ -440,6 +491,8 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if !ok {
 		return syscall.EXDEV
 	}
+	defer n.changing()()
+	defer np.changing()()
 	mctx, cancel := n.fsys.mutation(ctx)
 	defer cancel()
 	return nameErrno(ctx, n.fsys.vol.Rename(mctx, n.cn, name, np.cn, newName, flags), n, np)

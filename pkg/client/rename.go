@@ -48,57 +48,77 @@ func (v *Volume) Rename(ctx context.Context, oldDir Node, oldName string, newDir
 	return v.renameAcross(ctx, oldDir, oldName, newDir, newName, flags)
 }
 
-// sealTarget seals the directory target of a replacing rename when its
-// inode is not in the store of newDir's entries (which cannot check its
-// emptiness itself). It returns the sealed directory, or nil when nothing
-// needed sealing. A source that cannot replace the target fails here
-// (EISDIR, ENOTDIR) without sealing anything.
-func (v *Volume) sealTarget(ctx context.Context, oldDir Node, oldName string, newDir Node, newName string) (*Node, error) {
+// renameLocal renames within one subvolume's store: one Raft command,
+// whose apply resolves both names. Nothing is looked up first: the store
+// checks the source, the target, their types and a local directory
+// target's emptiness itself. The one case it cannot decide is a plain
+// rename over a directory whose inode lives on another subvolume (only
+// that subvolume can check that it is empty): the store refuses it
+// (ErrNotEmpty, the target "not sealed"), and only then is the target
+// looked up, sealed on its own subvolume and the rename sent again
+// (renameSealed). A rename that fails for any other reason costs the one
+// command too.
+func (v *Volume) renameLocal(ctx context.Context, oldDir Node, oldName string, newDir Node, newName string, flags uint32) error {
+	err := v.renameCmd(ctx, oldDir, oldName, newDir, newName, flags, false)
+	if flags != 0 || !errors.Is(err, ErrNotEmpty) {
+		return err
+	}
+	return v.renameSealed(ctx, oldDir, oldName, newDir, newName, err)
+}
+
+// renameSealed is renameLocal after the store refused a directory
+// target as not empty (first). Only when the target is a directory whose
+// inode is on another subvolume is it sealed there (which fails if it is
+// not empty) and the rename sent again, saying so; the sealed directory
+// is dropped once replaced, unsealed if the rename fails. A local target
+// directory gets first. A target that is gone or no longer a directory
+// (changed by another client since) gets one plain attempt more.
+func (v *Volume) renameSealed(ctx context.Context, oldDir Node, oldName string, newDir Node, newName string, first error) error {
 	tgt, _, err := v.lookupEntry(ctx, newDir, newName)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !tgt.IsDir() || v.subOfDir(tgt.ID) == v.subOfDir(newDir.ID) {
-		return nil, nil
+	switch {
+	case errors.Is(err, ErrNotFound) || err == nil && !tgt.IsDir():
+		return v.renameCmd(ctx, oldDir, oldName, newDir, newName, 0, false)
+	case err != nil:
+		return err
+	case v.subOfDir(tgt.ID) == v.subOfDir(newDir.ID):
+		return first
 	}
 	src, _, err := v.lookupEntry(ctx, oldDir, oldName)
-	if err != nil {
-		return nil, err
-	}
 	switch {
+	case err != nil:
+		return err
 	case src.ID == tgt.ID:
-		return nil, nil
+		return nil // two names of one directory: rename(2) does nothing
 	case !src.IsDir():
-		return nil, fmt.Errorf("rename: target %q: %w", newName, ErrIsDir)
+		return fmt.Errorf("rename: target %q: %w", newName, ErrIsDir)
 	}
 	seal := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_SealDir{SealDir: &dfspb.SealDirCmd{Dir: tgt.ID[:]}}}
 	if _, _, err := v.mutate(ctx, v.subOfDir(tgt.ID), "rename", seal); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return nil, nil // inode already gone: nothing to check
+			// The inode went meanwhile: nothing to check (as sealed).
+			return v.renameCmd(ctx, oldDir, oldName, newDir, newName, 0, true)
 		}
-		return nil, err
+		return err
 	}
-	return &tgt, nil
+	// Sealed: finish whatever the caller does.
+	ctx = context.WithoutCancel(ctx)
+	if err := v.renameCmd(ctx, oldDir, oldName, newDir, newName, 0, true); err != nil {
+		v.unseal(ctx, tgt)
+		return err
+	}
+	v.dropInode(ctx, tgt)
+	return nil
 }
 
-func (v *Volume) renameLocal(ctx context.Context, oldDir Node, oldName string, newDir Node, newName string, flags uint32) error {
-	var sealed *Node
-	if flags == 0 {
-		var err error
-		if sealed, err = v.sealTarget(ctx, oldDir, oldName, newDir, newName); err != nil {
-			return err
-		}
-		if sealed != nil {
-			ctx = context.WithoutCancel(ctx)
-		}
-	}
+// renameCmd sends the Rename command to the store of oldDir's entries
+// (which holds newDir's too) and finishes what it removed (a replaced
+// target). sealed says the directory target was sealed on its own
+// subvolume.
+func (v *Volume) renameCmd(ctx context.Context, oldDir Node, oldName string, newDir Node, newName string, flags uint32, sealed bool) error {
 	all, ids := v.keepOpen()
 	cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Rename{Rename: &dfspb.RenameCmd{
 		OldParent: oldDir.ID[:], OldName: oldName, NewParent: newDir.ID[:], NewName: newName,
-		Flags: flags, TargetSealed: sealed != nil, KeepOpen: all, KeepIds: ids,
+		Flags: flags, TargetSealed: sealed, KeepOpen: all, KeepIds: ids,
 	}}}
 	res, amb, err := v.mutate(ctx, v.subOfDir(oldDir.ID), "rename", cmd)
 	if amb && errors.Is(err, ErrNotFound) {
@@ -107,16 +127,9 @@ func (v *Volume) renameLocal(ctx context.Context, oldDir Node, oldName string, n
 		err, res = nil, nil
 	}
 	if err != nil {
-		if sealed != nil {
-			v.unseal(ctx, *sealed)
-		}
 		return err
 	}
-	ctx = context.WithoutCancel(ctx)
-	if sealed != nil {
-		v.dropInode(ctx, *sealed)
-	}
-	v.finishRemoved(ctx, res.GetRemoved())
+	v.finishRemoved(context.WithoutCancel(ctx), res.GetRemoved())
 	return nil
 }
 

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -144,5 +145,51 @@ func TestRenameAcrossSubvolumes(t *testing.T) {
 	mustOK(t, "lookup", err)
 	if n.ID != moved.ID {
 		t.Fatalf("empty is not the moved directory")
+	}
+}
+
+// TestRenameOneCall: a rename within one subvolume is one RPC (its store
+// resolves both names), whether it moves a file to a new name, replaces a
+// file or an empty local directory, or fails; only a directory target
+// whose inode is on another subvolume costs lookups and a seal first.
+func TestRenameOneCall(t *testing.T) {
+	e := newEnv(t, clienttest.Options{})
+	root := e.v.Root()
+	dir := e.mkdirWhere(root, "d", func(n client.Node) bool { return e.subOf(n.ID) == e.subOf(root.ID) })
+	f := e.writeFile(e.v, dir, "f", []byte("f"))
+	e.writeFile(e.v, dir, "g", []byte("gg"))
+	rpcs := func(what string, want int64, op func() error, wantErr error) {
+		t.Helper()
+		before := e.calls()
+		err := op()
+		if wantErr == nil {
+			mustOK(t, what, err)
+		} else if !errors.Is(err, wantErr) {
+			t.Fatalf("%s: %v, want %v", what, err, wantErr)
+		}
+		if got := e.calls() - before; got != want {
+			t.Fatalf("%s: %d RPCs, want %d", what, got, want)
+		}
+	}
+	rpcs("rename to a new name", 1, func() error { return e.v.Rename(e.ctx, dir, "f", dir, "f2", 0) }, nil)
+	rpcs("rename over a file", 1, func() error { return e.v.Rename(e.ctx, dir, "f2", dir, "g", 0) }, nil)
+	rpcs("missing source", 1, func() error { return e.v.Rename(e.ctx, dir, "f2", dir, "h", 0) }, client.ErrNotFound)
+	local := func(n client.Node) bool { return e.subOf(n.ID) == e.subOf(dir.ID) }
+	sub := e.mkdirWhere(dir, "s", local)
+	subName := lookupName(t, e, dir, sub)
+	e.create(sub, "x")
+	rpcs("file over a dir", 1, func() error { return e.v.Rename(e.ctx, dir, "g", dir, subName, 0) }, client.ErrIsDir)
+	src := e.mkdirWhere(dir, "t", local)
+	srcName := lookupName(t, e, dir, src)
+	// A local directory the store finds not empty: one lookup more.
+	rpcs("dir over a non-empty local dir", 2, func() error { return e.v.Rename(e.ctx, dir, srcName, dir, subName, 0) }, client.ErrNotEmpty)
+	mustOK(t, "unlink", e.v.Unlink(e.ctx, sub, "x"))
+	rpcs("dir over an empty local dir", 1, func() error { return e.v.Rename(e.ctx, dir, srcName, dir, subName, 0) }, nil)
+	_, err := e.v.GetAttr(e.ctx, sub)
+	wantErr(t, "replaced dir", err, client.ErrNotFound)
+	n, attr, err := e.v.Lookup(e.ctx, dir, "g")
+	mustOK(t, "lookup", err)
+	if n.ID != f.ID || attr.Size != 1 {
+		t.Fatalf("g is %v (size %d), want the renamed file", n, attr.Size)
 	}
 }
