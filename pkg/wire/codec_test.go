@@ -33,11 +33,36 @@ func randData(rng *rand.Rand, n int) []byte {
 	return b
 }
 
+// codecDirection is one pairing of an encoder and a decoder.
+type codecDirection struct {
+	name     string
+	enc, dec encoding.CodecV2
+}
+
+// directions pairs this codec with gRPC's default one, both ways, and with
+// itself.
+func directions() []codecDirection {
+	ours, std := Codec(), encoding.GetCodecV2(Name)
+	return []codecDirection{{"ours to default", ours, std}, {"default to ours", std, ours}, {"ours to ours", ours, ours}}
+}
+
+// encode marshals msg with the direction's encoder and returns the bytes
+// on the wire.
+func (dir codecDirection) encode(t *testing.T, name string, msg any) []byte {
+	t.Helper()
+	bs, err := dir.enc.Marshal(msg)
+	if err != nil {
+		t.Fatalf("%s, %s: marshal: %v", name, dir.name, err)
+	}
+	wire := bs.Materialize()
+	bs.Free()
+	return wire
+}
+
 // TestCodecMatchesDefault: whatever one side uses, the other decodes the
 // same message, through frames of any size, for every shape of response.
 func TestCodecMatchesDefault(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	ours, std := Codec(), encoding.GetCodecV2(Name)
 	withUnknown := &dfspb.ReadResponse{Data: randData(rng, 10000)}
 	withUnknown.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), 7))
 	cases := map[string]*dfspb.ReadResponse{
@@ -50,16 +75,8 @@ func TestCodecMatchesDefault(t *testing.T) {
 		"unknown field":   withUnknown,
 	}
 	for name, msg := range cases {
-		for _, dir := range []struct {
-			name     string
-			enc, dec encoding.CodecV2
-		}{{"ours to default", ours, std}, {"default to ours", std, ours}, {"ours to ours", ours, ours}} {
-			bs, err := dir.enc.Marshal(msg)
-			if err != nil {
-				t.Fatalf("%s, %s: marshal: %v", name, dir.name, err)
-			}
-			wire := bs.Materialize()
-			bs.Free()
+		for _, dir := range directions() {
+			wire := dir.encode(t, name, msg)
 			for _, max := range []int{1, 7, 16 << 10, len(wire) + 1} {
 				got := &dfspb.ReadResponse{Data: []byte("stale"), Message: "stale"}
 				if err := dir.dec.Unmarshal(frames(rng, wire, max), got); err != nil {
