@@ -114,6 +114,14 @@ func (v *Volume) Open(ctx context.Context, n Node, flags int) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
+	if attr.GetNlink() == 0 && !v.isOpen(n.ID) {
+		// A file removed while open elsewhere (an orphan until its last
+		// close, or one an unlink of lost outcome left for fsck), reached
+		// through a name the kernel still caches: as on NFS, the handle
+		// is stale and the kernel walks the path again (LOOKUP_REVAL).
+		// Opening it would write where no name leads.
+		return nil, fmt.Errorf("open: %w: file has no links", ErrNotFound)
+	}
 	return v.openFile(ctx, n, attr, data, writable, flags)
 }
 
