@@ -104,6 +104,10 @@ func (s *service) Mutate(ctx context.Context, cmd *dfspb.StoreCommand) (*dfspb.S
 		}
 	}
 	cmd.NowNs = nowNs()
+	if r := cmd.GetRename(); len(r.GetSealedTarget()) > 0 && !s.b.membersAt(ctx, versionSealedTarget) {
+		// A member's binary would not check it: all must apply alike.
+		r.SealedTarget = nil
+	}
 	if w := cmd.GetWriteExtents(); w != nil && !s.b.membersAt(ctx, versionChunkWrites) {
 		// A member's binary predates WriteExtentsCmd: one entry per
 		// extent, as such clients sent them.

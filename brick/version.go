@@ -18,11 +18,16 @@ import (
 //
 //	1: the commands of the first releases
 //	2: staged chunk writes (WriteChunkCmd.stage_id), WriteExtentsCmd
-const StoreVersion = 2
+//	3: RenameCmd.sealed_target
+const StoreVersion = 3
 
 // versionChunkWrites is the store version of staged chunk writes and
 // WriteExtentsCmd.
 const versionChunkWrites = 2
+
+// versionSealedTarget is the store version that checks
+// RenameCmd.sealed_target.
+const versionSealedTarget = 3
 
 // versionCheck remembers what membersAt learned of one member set.
 type versionCheck struct {

@@ -22,7 +22,9 @@
 //
 // The kernel caches attributes and directory entries for
 // Options.AttrTimeout and Options.EntryTimeout (1 s each by default);
-// failed lookups are not cached. File data is cached in the page cache
+// a failed lookup is answered once more from memory if the same name is
+// looked up again within 20 ms (the kernel repeats a rename target's
+// lookup), and otherwise not cached (NFS caches them longer). File data is cached in the page cache
 // while a file is open and dropped at the next open (no FOPEN_KEEP_CACHE),
 // and the client fetches fresh attributes on open: close-to-open
 // consistency between clients, as NFS gives. Writes are buffered by the

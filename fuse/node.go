@@ -45,7 +45,7 @@ type lookupMiss struct {
 	names uint64
 }
 
-// missGrace is how long a name found absent is answered absent again
+// missGrace is how long a name found absent is answered absent once more
 // without asking (capped by the entry timeout; 0 disables it). The kernel
 // always looks up the target of a rename again, even one it was just
 // told is absent (LOOKUP_RENAME_TARGET), and rename(2) callers such as
@@ -182,7 +182,8 @@ func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*
 	}
 	grace := min(missGrace, n.fsys.opts.EntryTimeout)
 	start, names := time.Now(), n.names.Load()
-	if m := n.miss.Load(); m != nil && m.name == name && m.names == names && start.Sub(time.Unix(0, m.at)) < grace {
+	if m := n.miss.Load(); m != nil && m.name == name && m.names == names && start.Sub(time.Unix(0, m.at)) < grace &&
+		n.miss.CompareAndSwap(m, nil) { // once: the repeat rename(2) makes
 		return nil, syscall.ENOENT
 	}
 	rctx, done := n.fsys.interruptible(ctx)

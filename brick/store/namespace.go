@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -174,7 +175,7 @@ func (t *txn) createInode(c *dfspb.CreateInodeCmd) (*dfspb.StoreResult, error) {
 // checkReplace checks whether entry d may be replaced by an entry of a
 // directory (srcDir) or not. A directory target must be empty: checked here
 // when its inode is local, otherwise the client must have sealed it.
-func (t *txn) checkReplace(d dirent, srcDir, targetSealed bool) error {
+func (t *txn) checkReplace(d dirent, srcDir, targetSealed bool, sealed []byte) error {
 	dstDir := d.typ == dfspb.FileType_FILE_TYPE_DIR
 	switch {
 	case srcDir && !dstDir:
@@ -191,6 +192,9 @@ func (t *txn) checkReplace(d dirent, srcDir, targetSealed bool) error {
 	if rec == nil {
 		if !targetSealed {
 			return fmt.Errorf("%w: target directory %s is in another store and not sealed", ErrNotEmpty, d.child)
+		}
+		if len(sealed) > 0 && !bytes.Equal(sealed, d.child[:]) {
+			return fmt.Errorf("%w: target directory %s is not the one sealed (%x)", ErrNotEmpty, d.child, sealed)
 		}
 		return nil
 	}
@@ -339,7 +343,7 @@ func (t *txn) link(c *dfspb.LinkCmd) (*dfspb.StoreResult, error) {
 		if c.Exclusive {
 			return nil, fmt.Errorf("%w: %q in %s", ErrExists, c.Name, parent)
 		}
-		if err := t.checkReplace(old, isDir, c.TargetSealed); err != nil {
+		if err := t.checkReplace(old, isDir, c.TargetSealed, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -423,7 +427,7 @@ func (t *txn) unlink(c *dfspb.UnlinkCmd) (*dfspb.StoreResult, error) {
 	case isDir:
 		// The client sealed a remote directory before this; a local
 		// one is checked here.
-		if err := t.checkReplace(d, true, true); err != nil {
+		if err := t.checkReplace(d, true, true, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -617,7 +621,7 @@ func (t *txn) rename(c *dfspb.RenameCmd) (*dfspb.StoreResult, error) {
 		// Both names are links to the same inode: POSIX says do nothing.
 		return &dfspb.StoreResult{Dirent: dst.proto(c.NewName)}, nil
 	case exists:
-		if err := t.checkReplace(dst, srcDir, c.TargetSealed); err != nil {
+		if err := t.checkReplace(dst, srcDir, c.TargetSealed, c.SealedTarget); err != nil {
 			return nil, err
 		}
 	}

@@ -59,7 +59,7 @@ func (v *Volume) Rename(ctx context.Context, oldDir Node, oldName string, newDir
 // (renameSealed). A rename that fails for any other reason costs the one
 // command too.
 func (v *Volume) renameLocal(ctx context.Context, oldDir Node, oldName string, newDir Node, newName string, flags uint32) error {
-	err := v.renameCmd(ctx, oldDir, oldName, newDir, newName, flags, false)
+	err := v.renameCmd(ctx, oldDir, oldName, newDir, newName, flags, nil)
 	if flags != 0 || !errors.Is(err, ErrNotEmpty) {
 		return err
 	}
@@ -77,7 +77,7 @@ func (v *Volume) renameSealed(ctx context.Context, oldDir Node, oldName string, 
 	tgt, _, err := v.lookupEntry(ctx, newDir, newName)
 	switch {
 	case errors.Is(err, ErrNotFound) || err == nil && !tgt.IsDir():
-		return v.renameCmd(ctx, oldDir, oldName, newDir, newName, 0, false)
+		return v.renameCmd(ctx, oldDir, oldName, newDir, newName, 0, nil)
 	case err != nil:
 		return err
 	case v.subOfDir(tgt.ID) == v.subOfDir(newDir.ID):
@@ -95,14 +95,15 @@ func (v *Volume) renameSealed(ctx context.Context, oldDir Node, oldName string, 
 	seal := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_SealDir{SealDir: &dfspb.SealDirCmd{Dir: tgt.ID[:]}}}
 	if _, _, err := v.mutate(ctx, v.subOfDir(tgt.ID), "rename", seal); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			// The inode went meanwhile: nothing to check (as sealed).
-			return v.renameCmd(ctx, oldDir, oldName, newDir, newName, 0, true)
+			// The inode went, and the name may hold another directory
+			// by now: nothing was sealed, the store checks the target.
+			return v.renameCmd(ctx, oldDir, oldName, newDir, newName, 0, nil)
 		}
 		return err
 	}
 	// Sealed: finish whatever the caller does.
 	ctx = context.WithoutCancel(ctx)
-	if err := v.renameCmd(ctx, oldDir, oldName, newDir, newName, 0, true); err != nil {
+	if err := v.renameCmd(ctx, oldDir, oldName, newDir, newName, 0, tgt.ID[:]); err != nil {
 		v.unseal(ctx, tgt)
 		return err
 	}
@@ -112,13 +113,14 @@ func (v *Volume) renameSealed(ctx context.Context, oldDir Node, oldName string, 
 
 // renameCmd sends the Rename command to the store of oldDir's entries
 // (which holds newDir's too) and finishes what it removed (a replaced
-// target). sealed says the directory target was sealed on its own
-// subvolume.
-func (v *Volume) renameCmd(ctx context.Context, oldDir Node, oldName string, newDir Node, newName string, flags uint32, sealed bool) error {
+// target). sealed is the id of the directory target this client sealed on
+// its own subvolume (nil: none); the store refuses the rename if the name
+// leads to another directory by then.
+func (v *Volume) renameCmd(ctx context.Context, oldDir Node, oldName string, newDir Node, newName string, flags uint32, sealed []byte) error {
 	all, ids := v.keepOpen()
 	cmd := &dfspb.StoreCommand{Op: &dfspb.StoreCommand_Rename{Rename: &dfspb.RenameCmd{
 		OldParent: oldDir.ID[:], OldName: oldName, NewParent: newDir.ID[:], NewName: newName,
-		Flags: flags, TargetSealed: sealed, KeepOpen: all, KeepIds: ids,
+		Flags: flags, TargetSealed: sealed != nil, SealedTarget: sealed, KeepOpen: all, KeepIds: ids,
 	}}}
 	res, amb, err := v.mutate(ctx, v.subOfDir(oldDir.ID), "rename", cmd)
 	if amb && errors.Is(err, ErrNotFound) {

@@ -2000,8 +2000,12 @@ type RenameCmd struct {
 	Flags        uint32                 `protobuf:"varint,5,opt,name=flags,proto3" json:"flags,omitempty"` // RenameFlag bits
 	TargetSealed bool                   `protobuf:"varint,6,opt,name=target_sealed,json=targetSealed,proto3" json:"target_sealed,omitempty"`
 	// keep_open, keep_ids: see UnlinkCmd (for a replaced target).
-	KeepOpen      bool     `protobuf:"varint,7,opt,name=keep_open,json=keepOpen,proto3" json:"keep_open,omitempty"`
-	KeepIds       [][]byte `protobuf:"bytes,8,rep,name=keep_ids,json=keepIds,proto3" json:"keep_ids,omitempty"`
+	KeepOpen bool     `protobuf:"varint,7,opt,name=keep_open,json=keepOpen,proto3" json:"keep_open,omitempty"`
+	KeepIds  [][]byte `protobuf:"bytes,8,rep,name=keep_ids,json=keepIds,proto3" json:"keep_ids,omitempty"`
+	// sealed_target: with target_sealed, the id of the directory the client
+	// sealed; a target entry that names another inode (the name was
+	// replaced since) is refused NOT_EMPTY. Store version 3.
+	SealedTarget  []byte `protobuf:"bytes,9,opt,name=sealed_target,json=sealedTarget,proto3" json:"sealed_target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2088,6 +2092,13 @@ func (x *RenameCmd) GetKeepOpen() bool {
 func (x *RenameCmd) GetKeepIds() [][]byte {
 	if x != nil {
 		return x.KeepIds
+	}
+	return nil
+}
+
+func (x *RenameCmd) GetSealedTarget() []byte {
+	if x != nil {
+		return x.SealedTarget
 	}
 	return nil
 }
@@ -4385,7 +4396,7 @@ const file_store_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x14\n" +
 	"\x05delta\x18\x02 \x01(\x05R\x05delta\x12\x13\n" +
 	"\x05op_id\x18\x03 \x01(\fR\x04opId\x12\x1b\n" +
-	"\tkeep_open\x18\x04 \x01(\bR\bkeepOpen\"\xf2\x01\n" +
+	"\tkeep_open\x18\x04 \x01(\bR\bkeepOpen\"\x97\x02\n" +
 	"\tRenameCmd\x12\x1d\n" +
 	"\n" +
 	"old_parent\x18\x01 \x01(\fR\toldParent\x12\x19\n" +
@@ -4396,7 +4407,8 @@ const file_store_proto_rawDesc = "" +
 	"\x05flags\x18\x05 \x01(\rR\x05flags\x12#\n" +
 	"\rtarget_sealed\x18\x06 \x01(\bR\ftargetSealed\x12\x1b\n" +
 	"\tkeep_open\x18\a \x01(\bR\bkeepOpen\x12\x19\n" +
-	"\bkeep_ids\x18\b \x03(\fR\akeepIds\"\xcd\x01\n" +
+	"\bkeep_ids\x18\b \x03(\fR\akeepIds\x12#\n" +
+	"\rsealed_target\x18\t \x01(\fR\fsealedTarget\"\xcd\x01\n" +
 	"\n" +
 	"SetAttrCmd\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
