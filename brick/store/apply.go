@@ -125,6 +125,9 @@ type txn struct {
 	dirs   map[string]bool       // chunk directories with new files
 	remove map[string]bool       // chunk files to delete after the commit
 	locks  []layout.ID           // inodes whose locks the batch changes
+	// stageWaitEnd ends the waits of the batch's staged writes for their
+	// pushes in progress (stage.go; zero: none yet).
+	stageWaitEnd time.Time
 }
 
 // chunkFile is a chunk file open for writing in a batch.

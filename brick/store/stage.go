@@ -74,12 +74,12 @@ type stageBook struct {
 	noDirect atomic.Bool
 }
 
-// stageApplyWait bounds how long applying a staged write waits for the
-// push of its bytes that this member is writing at that moment: on a
-// follower the entry often commits (the leader and the other follower
-// hold the bytes) while its own push is still being written, and without
-// the wait it would mark the blocks bad and fetch the whole chunk from a
-// peer, on top of the push.
+// stageApplyWait bounds how long applying a batch of staged writes waits
+// for the pushes of their bytes that this member is writing at that
+// moment: on a follower the entry often commits (the leader and the other
+// follower hold the bytes) while its own push is still being written, and
+// without the wait it would mark the blocks bad and fetch the whole chunk
+// from a peer, on top of the push.
 const stageApplyWait = 2 * time.Second
 
 // begin registers id as being written and returns the channel to close
@@ -111,6 +111,9 @@ func (b *stageBook) end(id []byte, ch chan struct{}) {
 
 // waitWriting waits, at most d, for a Stage of id in progress to end.
 func (b *stageBook) waitWriting(id []byte, d time.Duration) {
+	if d <= 0 {
+		return
+	}
 	b.mu.Lock()
 	ch := b.writing[string(id)]
 	b.mu.Unlock()
@@ -438,7 +441,12 @@ func (t *txn) writeStaged(c *dfspb.WriteChunkCmd) (*dfspb.StoreResult, error) {
 	// Whatever happens below, the staging file has served once its entry
 	// is applied.
 	stagePath := s.stagePath(c.StageId)
-	s.stage.waitWriting(c.StageId, stageApplyWait)
+	// One wait bound for the whole batch: several slow pushes in one
+	// batch must not hold the group's applies for several times it.
+	if t.stageWaitEnd.IsZero() {
+		t.stageWaitEnd = time.Now().Add(stageApplyWait)
+	}
+	s.stage.waitWriting(c.StageId, time.Until(t.stageWaitEnd))
 	synced := s.stage.consume(c.StageId)
 	t.remove[stagePath] = true
 

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -121,6 +122,11 @@ func (st *openInode) moveToChunks(ctx context.Context, a *dfspb.Attr) error {
 // writeRange writes p at file offset off straight to the chunks (no
 // buffering), one WriteChunk per chunk touched, in parallel.
 func (v *Volume) writeRange(ctx context.Context, file layout.ID, off uint64, p []byte) error {
+	// p is the caller's buffer (the kernel's request, which go-fuse
+	// reuses once Write returns), and the write codec sends large data
+	// without copying it (pkg/wire): gRPC's writer may still be copying
+	// a frame of a call that was cancelled after this returns.
+	p = bytes.Clone(p)
 	type piece struct {
 		idx  uint64
 		coff uint32
