@@ -183,6 +183,10 @@ func splitFields(rd *reader, n int, path []protowire.Number, big *[]byte, out []
 				*big = dataBuffer(int(l))
 				rd.read(*big)
 				continue
+			case l >= minDirect:
+				// Another large field (a WriteExtentsCmd, inline data):
+				// not a message this decodes; stop before copying it.
+				return nil, errFallBack
 			}
 			out = protowire.AppendTag(out, num, typ)
 			out = protowire.AppendVarint(out, l)
