@@ -258,14 +258,16 @@ func stageErr(err error) error {
 }
 
 // Unstage removes the staging file id, if any (a write that could not
-// reach a majority). Safe for concurrent use.
+// reach a majority, or whose proposal was refused: no entry will name
+// it). A Stage of id still writing is waited for (as long as an apply
+// would), and a later one refused, so that neither leaves the file behind.
+// Safe for concurrent use.
 func (s *Store) Unstage(id []byte) error {
 	if err := checkStageID(id); err != nil {
 		return err
 	}
-	s.stage.mu.Lock()
-	delete(s.stage.durable, string(id))
-	s.stage.mu.Unlock()
+	s.stage.consume(id) // a Stage that ends now or later finds it late
+	s.stage.waitWriting(id, stageApplyWait)
 	if err := os.Remove(s.stagePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return ioErr(err)
 	}

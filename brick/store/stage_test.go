@@ -357,6 +357,23 @@ func TestStageFiles(t *testing.T) {
 	if n, _, _ := h.s.StageUsage(); n != 0 {
 		t.Fatalf("%d staging files after Unstage", n)
 	}
+	// A push that arrives after its write was dropped is refused.
+	if err := h.s.Stage(ctx, orphan, data); !errors.Is(err, ErrStale) {
+		t.Fatalf("Stage after Unstage = %v, want ErrStale", err)
+	}
+	// One racing the drop leaves nothing either.
+	for i := range 20 {
+		_, id := stagedCmd(h.s, file, uint64(2+i), 0, data)
+		done := make(chan error, 1)
+		go func() { done <- h.s.Stage(ctx, id, data) }()
+		if err := h.s.Unstage(id); err != nil {
+			t.Fatalf("Unstage = %v", err)
+		}
+		<-done
+		if n, _, _ := h.s.StageUsage(); n != 0 {
+			t.Fatalf("race %d: %d staging files after Unstage and Stage", i, n)
+		}
+	}
 }
 
 // TestStagedCommandChecks: malformed staged commands are refused.
