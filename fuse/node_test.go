@@ -2,12 +2,15 @@ package fuse_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dfsproject/dfs/fuse"
 )
 
 // calls counts the RPCs every brick of the fake volume served.
@@ -97,5 +100,57 @@ func TestMissGrace(t *testing.T) {
 	}
 	if _, err := os.Lstat(src); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("old name after rename: %v", err)
+	}
+}
+
+// TestColdRenameRemoveRPCs: renames and then removes of every file of a
+// directory, in name order, after the kernel's entries expired: the
+// mount reads a page of the directory after a few lookups and keeps it
+// through its own renames and removes (pkg/client lookupbatch.go), so a
+// rename costs its target's LOOKUP and the Rename (was 3 RPCs: the
+// source's LOOKUP too) and a remove its Unlink (was 2), plus a ReadDir
+// now and then. Names and contents are what they must be after.
+func TestColdRenameRemoveRPCs(t *testing.T) {
+	e := mountEnv(t)
+	dir := filepath.Join(e.mnt, "d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const count = 100
+	name := func(i int) string { return filepath.Join(dir, fmt.Sprintf("f%03d", i)) }
+	for i := range count {
+		if err := os.WriteFile(name(i), []byte{byte(i)}, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Let the kernel's entries (and any page of the creates) expire.
+	expire := func() { time.Sleep(fuse.DefaultOptions().EntryTimeout + 100*time.Millisecond) }
+	expire()
+	before := e.calls()
+	for i := range count {
+		if err := os.Rename(name(i), name(i)+".r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	renames := e.calls() - before
+	for i := range count {
+		if got := e.readVia(name(i) + ".r"); len(got) != 1 || got[0] != byte(i) {
+			t.Fatalf("renamed file %d reads %v", i, got)
+		}
+	}
+	expire()
+	before = e.calls()
+	for i := range count {
+		if err := os.Remove(name(i) + ".r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removes := e.calls() - before
+	t.Logf("%d cold renames: %d RPCs; %d cold removes: %d RPCs", count, renames, count, removes)
+	if renames > 2*count+count/5 || removes > count+count/5 {
+		t.Errorf("%d cold renames cost %d RPCs, want about %d; %d cold removes %d, want about %d", count, renames, 2*count, count, removes, count)
+	}
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
+		t.Fatalf("after the removes: %d entries (%v)", len(ents), err)
 	}
 }

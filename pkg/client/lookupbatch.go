@@ -26,18 +26,30 @@ import (
 // timeouts shortened by the page's age, so no entry or attribute is kept
 // longer than one looked up then would have been.
 //
-// Names a page does not hold are looked up by RPC (the kernel caches no
-// negative entries here). An inode found gone (a GetAttr answering not
-// found: the open of a name another client replaced, which the kernel
-// then looks up again) drops every page. Every mutation made through this Volume other
-// than locks and new unnamed inodes drops every page (it may have changed
-// an entry, or the attributes of a file a page holds), and so does
-// postOps.forget; a page whose read started before a drop is not kept.
+// Names a page does not hold are looked up by RPC: failed lookups are
+// not cached (a name another client made must be found at once).
+//
+// Mutations made through this Volume edit the pages instead of dropping
+// them (change): a create or link puts its entry, with its attributes, in
+// its directory's page, an unlink takes it out, a rename does both; the
+// attributes of every inode a mutation changed are replaced by those in
+// its answer or, when the answer has none, forgotten (an entry without
+// attributes is answered with a GetAttr). So a lookup that follows a
+// change made here sees it, and a remove loop needs no Lookup RPC once a
+// page is read (a rename loop only its target's, which is absent). A mutation the pages cannot follow (an
+// exchange, a transaction across subvolumes, a failure whose outcome is
+// unknown) drops every page, and so does postOps.forget; an inode found
+// gone (a GetAttr answering not found: the open of a name another client
+// replaced, which the kernel then looks up again) too. A page whose read
+// started before a mutation ended is not kept.
 //
 // Run detection: lookupRun lookups of different names of a directory
-// answered by its brick with an entry, each less than maxAge after the previous one, start a
-// batch. A page starts at the name looked up (names in name order are the
-// common case: ls output, sorted file lists, benchmarks) and holds
+// answered by its brick with an entry, each less than maxAge after the
+// previous one, start a batch. A page starts at the name looked up (names
+// in name order are the common case: ls output, sorted file lists,
+// benchmarks); a lookup of a name just before it (a prefix of its start:
+// the source of a rename whose target's lookup read the page) is asked by
+// RPC and leaves the page in place. A page holds
 // lookupBatchMin entries at first; when the lookups leave a page of which
 // at least half was used, the next is twice as large (up to
 // lookupBatchMax); when less was used, a run twice as long (up to
@@ -77,10 +89,11 @@ type dirLookups struct {
 	// does not make a run.
 	lastName string
 
-	// The page: every entry with a name in (from, ents[len-1].Name], or in
-	// (from, ∞) with eof, as read at at. at is zero when there is none.
+	// The page: every entry with a name in (from, to], or in (from, ∞)
+	// with eof, as read at at (and changed since by this Volume's
+	// mutations, see change). at is zero when there is none.
 	ents     []DirEntry
-	from     string
+	from, to string
 	eof      bool
 	at       time.Time
 	used     int  // lookups answered from it
@@ -94,7 +107,7 @@ type lookupPlan int
 const (
 	planRPC      lookupPlan = iota // look up by RPC and count it (hit)
 	planAnswered                   // answered from the page
-	planAbsent                     // the page does not hold it: RPC, not counted
+	planAbsent                     // the page does not hold it, or it is before the page: RPC, not counted
 	planFetch                      // read a page first
 )
 
@@ -107,8 +120,8 @@ func (b *lookupBatches) plan(dir layout.ID, name string, maxAge time.Duration, n
 		return DirEntry{}, time.Time{}, planRPC, 0, 0
 	}
 	if !d.at.IsZero() {
-		if now.Sub(d.at) < maxAge && name > d.from && (d.eof || len(d.ents) > 0 && name <= d.ents[len(d.ents)-1].Name) {
-			i, ok := slices.BinarySearchFunc(d.ents, name, func(e DirEntry, n string) int { return strings.Compare(e.Name, n) })
+		if now.Sub(d.at) < maxAge && d.covers(name) {
+			i, ok := d.find(name)
 			if !ok {
 				return DirEntry{}, time.Time{}, planAbsent, 0, 0
 			}
@@ -116,6 +129,13 @@ func (b *lookupBatches) plan(dir layout.ID, name string, maxAge time.Duration, n
 			d.last = now // the run goes on
 			b.answered++
 			return d.ents[i], d.at, planAnswered, 0, 0
+		}
+		if now.Sub(d.at) < maxAge && strings.HasPrefix(d.from, name) {
+			// Just before the page: a page read for a lookup of a
+			// name that does not exist (a rename's target, name.r)
+			// starts after the name the run is at (its source,
+			// name). The page stays.
+			return DirEntry{}, time.Time{}, planAbsent, 0, 0
 		}
 		// The lookups left the page, or it is too old.
 		if 2*d.used >= len(d.ents) {
@@ -130,6 +150,16 @@ func (b *lookupBatches) plan(dir layout.ID, name string, maxAge time.Duration, n
 	}
 	d.fetching = true
 	return DirEntry{}, time.Time{}, planFetch, b.gen, d.size
+}
+
+// covers reports whether the page's range holds name.
+func (d *dirLookups) covers(name string) bool {
+	return !d.at.IsZero() && name > d.from && (d.eof || name <= d.to)
+}
+
+// find returns where name is (or would be) in the page.
+func (d *dirLookups) find(name string) (int, bool) {
+	return slices.BinarySearchFunc(d.ents, name, func(e DirEntry, n string) int { return strings.Compare(e.Name, n) })
 }
 
 // hit counts a lookup of dir that its brick answered with an entry.
@@ -189,7 +219,18 @@ func (b *lookupBatches) install(dir layout.ID, gen uint64, from string, ents []D
 	if b.gen != gen || ents == nil {
 		return
 	}
-	// Hold at most lookupBatchDirs pages: drop the oldest.
+	b.hold(d)
+	to := ""
+	if len(ents) > 0 {
+		to = ents[len(ents)-1].Name
+	}
+	d.ents, d.from, d.to, d.eof, d.at, d.used = ents, from, to, eof, at, 0
+	b.pages++
+}
+
+// hold makes room for d's page: at most lookupBatchDirs pages are held,
+// the oldest goes. Callers hold mu.
+func (b *lookupBatches) hold(d *dirLookups) {
 	var held int
 	var oldest *dirLookups
 	for _, o := range b.dirs {
@@ -203,8 +244,157 @@ func (b *lookupBatches) install(dir layout.ID, gen uint64, from string, ents []D
 	if held >= lookupBatchDirs {
 		oldest.ents, oldest.at, oldest.used = nil, time.Time{}, 0
 	}
-	d.ents, d.from, d.eof, d.at, d.used = ents, from, eof, at, 0
-	b.pages++
+}
+
+// change edits the pages with what cmd, a mutation made through this
+// Volume that started at start, did; res is its answer. It reports false
+// for a mutation it cannot follow: the caller then drops every page. It
+// ends every read of a page under way (gen): such a page may predate cmd.
+//
+// A page read after cmd started may or may not show it: the entry cmd
+// changed is then dropped from it with the page (putEntry), the
+// attributes cmd changed forgotten, never replaced by an older answer.
+func (b *lookupBatches) change(start time.Time, cmd *dfspb.StoreCommand, res *dfspb.StoreResult) bool {
+	switch cmd.GetOp().(type) {
+	case *dfspb.StoreCommand_SetLock, *dfspb.StoreCommand_ExpireLockSession, *dfspb.StoreCommand_CreateInode:
+		return true // no entry, and no attributes a page holds
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gen++
+	switch op := cmd.GetOp().(type) {
+	case *dfspb.StoreCommand_CreateEntry:
+		c := op.CreateEntry
+		b.forgetAttrs(c.Parent)
+		return b.putEntry(start, c.Parent, c.Name, res.GetDirent(), res.GetAttr())
+	case *dfspb.StoreCommand_Link:
+		c := op.Link
+		b.forgetAttrs(c.Parent, c.Child, res.GetRemoved().GetId())
+		return b.putEntry(start, c.Parent, c.Name, res.GetDirent(), res.GetDirent().GetAttr())
+	case *dfspb.StoreCommand_Unlink:
+		c := op.Unlink
+		b.forgetAttrs(c.Parent, res.GetRemoved().GetId())
+		return b.putEntry(start, c.Parent, c.Name, nil, nil)
+	case *dfspb.StoreCommand_Rename:
+		c := op.Rename
+		if c.Flags&RenameExchange != 0 || res.GetParent() == nil {
+			// An exchange; or nothing changed (two links to one
+			// inode, the same name), which the answer does not tell
+			// apart from a change.
+			return false
+		}
+		de := res.GetDirent()
+		b.forgetAttrs(c.OldParent, c.NewParent, res.GetRemoved().GetId(), de.GetId())
+		return b.putEntry(start, c.OldParent, c.OldName, nil, nil) &&
+			b.putEntry(start, c.NewParent, c.NewName, de, de.GetAttr())
+	case *dfspb.StoreCommand_SetAttr:
+		b.setAttrs(start, op.SetAttr.Id, res.GetAttr())
+	case *dfspb.StoreCommand_WriteInline:
+		b.setAttrs(start, op.WriteInline.Id, res.GetAttr())
+	case *dfspb.StoreCommand_AppendReserve:
+		b.setAttrs(start, op.AppendReserve.Id, res.GetAttr())
+	case *dfspb.StoreCommand_CommitSize:
+		b.setAttrs(start, op.CommitSize.Id, res.GetAttr())
+	case *dfspb.StoreCommand_SetXattr:
+		b.forgetAttrs(op.SetXattr.Id)
+	case *dfspb.StoreCommand_RemoveXattr:
+		b.forgetAttrs(op.RemoveXattr.Id)
+	case *dfspb.StoreCommand_WriteChunk:
+		b.forgetAttrs(op.WriteChunk.File)
+	case *dfspb.StoreCommand_WriteExtents:
+		b.forgetAttrs(op.WriteExtents.File)
+	case *dfspb.StoreCommand_TruncateChunk:
+		b.forgetAttrs(op.TruncateChunk.File)
+	case *dfspb.StoreCommand_DeleteChunks:
+		b.forgetAttrs(op.DeleteChunks.File)
+	case *dfspb.StoreCommand_DropInode:
+		b.forgetAttrs(op.DropInode.Id)
+	default:
+		return false
+	}
+	return true
+}
+
+// putEntry puts name in the page of directory dirID (if one is held and
+// its range holds name) as de says, with attributes attr (nil: not
+// known), or takes it out with de nil. A page read after start is
+// dropped instead. It reports false if dirID or de cannot be read.
+// Callers hold mu.
+func (b *lookupBatches) putEntry(start time.Time, dirID []byte, name string, de *dfspb.Dirent, attr *dfspb.Attr) bool {
+	dir, err := parseID(dirID)
+	if err != nil {
+		return false
+	}
+	d := b.dirs[dir]
+	if d == nil || !d.covers(name) {
+		return true
+	}
+	if d.at.After(start) {
+		d.ents, d.at, d.used = nil, time.Time{}, 0
+		return true
+	}
+	i, found := d.find(name)
+	if de == nil {
+		if found {
+			d.ents = slices.Delete(d.ents, i, i+1)
+		}
+		return true
+	}
+	n, err := nodeOf(de)
+	if err != nil {
+		return false
+	}
+	if attr != nil && string(attr.Id) != string(n.ID[:]) {
+		attr = nil
+	}
+	e := DirEntry{Name: name, Node: n, Type: de.GetType(), Attr: attr}
+	if found {
+		d.ents[i] = e
+	} else {
+		d.ents = slices.Insert(d.ents, i, e)
+	}
+	return true
+}
+
+// forgetAttrs forgets the attributes the pages hold of the inodes ids (nil
+// ones are skipped): a lookup of a name of one asks for them. Callers
+// hold mu.
+func (b *lookupBatches) forgetAttrs(ids ...[]byte) {
+	for _, d := range b.dirs {
+		for i := range d.ents {
+			e := &d.ents[i]
+			if e.Attr == nil {
+				continue
+			}
+			for _, id := range ids {
+				if len(id) > 0 && string(e.Node.ID[:]) == string(id) {
+					e.Attr = nil
+					break
+				}
+			}
+		}
+	}
+}
+
+// setAttrs replaces the attributes the pages hold of inode id by a, the
+// answer of a mutation that started at start; pages read after start
+// forget them instead (they may be newer than a). Callers hold mu.
+func (b *lookupBatches) setAttrs(start time.Time, id []byte, a *dfspb.Attr) {
+	if a == nil || string(a.Id) != string(id) {
+		b.forgetAttrs(id)
+		return
+	}
+	for _, d := range b.dirs {
+		for i := range d.ents {
+			if e := &d.ents[i]; e.Attr != nil && string(e.Node.ID[:]) == string(id) {
+				if d.at.After(start) {
+					e.Attr = nil
+				} else {
+					e.Attr = a
+				}
+			}
+		}
+	}
 }
 
 // drop forgets every page and run.
@@ -267,12 +457,11 @@ func (v *Volume) LookupAt(ctx context.Context, dir Node, name string, maxAge tim
 				return Node{}, nil, time.Time{}, err
 			}
 			// An inode that is gone dropped the pages (getAttrRPC): the
-			// name may name another one now; ask.
+			// name may name another one now; ask, without counting it.
 		}
 		if attr != nil {
 			return e.Node, v.overlayOpenAt(attr, at), at, nil
 		}
-		plan = planAbsent
 	}
 	n, a, err := v.Lookup(ctx, dir, name)
 	if err == nil && plan == planRPC {

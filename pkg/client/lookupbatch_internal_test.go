@@ -88,7 +88,8 @@ func TestLookupBatchesPlan(t *testing.T) {
 		{"b1", now, planAnswered},
 		{"b4", now.Add(999 * time.Millisecond), planAnswered},
 		{"b3", now, planAbsent}, // within the page's range
-		{"b", now, planFetch},   // before it: the run goes on, and 2 of 3 were used
+		{"b", now, planAbsent},  // just before it (a prefix of its start): RPC, the page stays
+		{"c", now, planFetch},   // past it: the run goes on, and 2 of 3 were used
 		{"b2", now, planRPC},    // the page went; a read is under way
 		{"b2", now, planRPC},
 	} {

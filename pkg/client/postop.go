@@ -51,16 +51,24 @@ const postOpMax = time.Second
 // postOpSweep is the size above which recording sweeps expired entries.
 const postOpSweep = 1024
 
-// start returns the epoch to pass to record for an operation starting now.
-func (p *postOps) start() uint64 {
+// postOpStart is where an operation stood when it started: the epoch to
+// pass to record, and the time (for lookupBatches.change).
+type postOpStart struct {
+	epoch uint64
+	at    time.Time
+}
+
+// start returns the start of an operation starting now.
+func (p *postOps) start() postOpStart {
+	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.epoch
+	return postOpStart{epoch: p.epoch, at: now}
 }
 
 // record keeps a, a directory's attributes in the answer to an operation
-// that started at epoch.
-func (p *postOps) record(epoch uint64, a *dfspb.Attr) {
+// that started at s.
+func (p *postOps) record(s postOpStart, a *dfspb.Attr) {
 	if a == nil || a.Type != dfspb.FileType_FILE_TYPE_DIR {
 		return
 	}
@@ -71,7 +79,7 @@ func (p *postOps) record(epoch uint64, a *dfspb.Attr) {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.epoch != epoch {
+	if p.epoch != s.epoch {
 		return
 	}
 	if p.dirs == nil {
@@ -90,10 +98,17 @@ func (p *postOps) record(epoch uint64, a *dfspb.Attr) {
 	p.dirs[id] = postOpAttr{attr: a, at: now}
 }
 
-// forget drops what is known of ids, or of every directory without ids.
+// forget drops what is known of ids, or of every directory without ids,
+// and every page of lookups.
 func (p *postOps) forget(ids ...[]byte) {
 	p.changes.Add(1)
 	p.batches.drop()
+	p.forgetDirs(ids...)
+}
+
+// forgetDirs drops the post-operation attributes of ids, or of every
+// directory without ids.
+func (p *postOps) forgetDirs(ids ...[]byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.epoch++
@@ -120,17 +135,15 @@ func (p *postOps) get(id layout.ID, maxAge time.Duration) *dfspb.Attr {
 	return e.attr
 }
 
-// afterMutate records or forgets what cmd, started at epoch, did to
-// directories; res is its answer, nil when it failed.
-func (p *postOps) afterMutate(epoch uint64, cmd *dfspb.StoreCommand, res *dfspb.StoreResult) {
+// afterMutate records or forgets what cmd, started at s, did to
+// directories and to the pages of lookups; res is its answer, nil when it
+// failed.
+func (p *postOps) afterMutate(s postOpStart, cmd *dfspb.StoreCommand, res *dfspb.StoreResult) {
 	if res == nil {
 		p.forget()
 		return
 	}
-	switch cmd.Op.(type) {
-	case *dfspb.StoreCommand_SetLock, *dfspb.StoreCommand_ExpireLockSession, *dfspb.StoreCommand_CreateInode:
-	default:
-		// An entry, or attributes a page may hold, changed.
+	if !p.batches.change(s.at, cmd, res) {
 		p.batches.drop()
 	}
 	switch cmd.Op.(type) {
@@ -152,16 +165,17 @@ func (p *postOps) afterMutate(epoch uint64, cmd *dfspb.StoreCommand, res *dfspb.
 	case *dfspb.StoreCommand_Rename:
 		parents = [][]byte{op.Rename.OldParent, op.Rename.NewParent}
 	case *dfspb.StoreCommand_SetAttr:
-		p.forget(op.SetAttr.Id)
+		p.forgetDirs(op.SetAttr.Id)
 		return
 	case *dfspb.StoreCommand_SetXattr:
-		p.forget(op.SetXattr.Id)
+		p.forgetDirs(op.SetXattr.Id)
 		return
 	case *dfspb.StoreCommand_RemoveXattr:
-		p.forget(op.RemoveXattr.Id)
+		p.forgetDirs(op.RemoveXattr.Id)
 		return
 	default:
-		p.forget()
+		// (Pages were edited by change, or dropped.)
+		p.forgetDirs()
 		return
 	}
 	// The answer names the directory it describes (the new parent of a
@@ -173,10 +187,10 @@ func (p *postOps) afterMutate(epoch uint64, cmd *dfspb.StoreCommand, res *dfspb.
 		}
 	}
 	if len(others) > 0 {
-		p.forget(others...)
+		p.forgetDirs(others...)
 		return // this answer is older than the forget
 	}
-	p.record(epoch, res.Parent)
+	p.record(s, res.Parent)
 }
 
 // RecentDirAttr returns the attributes of directory n that an operation of
