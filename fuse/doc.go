@@ -24,10 +24,14 @@
 // Options.AttrTimeout and Options.EntryTimeout (1 s each by default);
 // a failed lookup is answered once more from memory if the same name is
 // looked up again within 20 ms (the kernel repeats a rename target's
-// lookup), and otherwise not cached (NFS caches them longer). File data is cached in the page cache
-// while a file is open and dropped at the next open (no FOPEN_KEEP_CACHE),
-// and the client fetches fresh attributes on open: close-to-open
-// consistency between clients, as NFS gives. Writes are buffered by the
+// lookup), and otherwise not cached (NFS caches them longer). The client
+// fetches fresh attributes on open, and file data cached in the page cache
+// is kept by an open only if the file's size and mtime have not moved
+// since it was cached (FOPEN_KEEP_CACHE): close-to-open consistency
+// between clients, as NFS gives. The kernel keeps the pages of this
+// mount's own writes (no AUTO_INVAL_DATA); while a file is open and in
+// use, the mount drops its pages within about the attribute timeout of a
+// commit another client made (inval.go, decision 14). Writes are buffered by the
 // client (see pkg/client) and committed on close(2) (FLUSH) and fsync;
 // close returns the commit's error.
 //

@@ -77,7 +77,6 @@ type fsx struct {
 
 func TestFsx(t *testing.T) {
 	t.Parallel() // its own mount; runs beside TestPJD
-	e := mountEnv(t)
 	seed := *fsxSeed
 	if seed == 0 {
 		seed = rand.Uint64()
@@ -89,6 +88,31 @@ func TestFsx(t *testing.T) {
 	if *fsxOps > 0 {
 		ops = *fsxOps
 	}
+	runFsx(t, seed, ops, maxSize, limit)
+}
+
+// TestFsxFoundSeeds replays, up to the operation that failed, the runs of
+// TestFsx that once found a bug.
+func TestFsxFoundSeeds(t *testing.T) {
+	for _, c := range []struct {
+		seed uint64
+		ops  int
+		bug  string
+	}{
+		{6490500352897709517, 325, "a second mount's cached name opened a file removed while open elsewhere"},
+		{3461457102617005531, 212, "an open kept pages the kernel cached before another mount's write"},
+	} {
+		t.Run(fmt.Sprint(c.seed), func(t *testing.T) {
+			t.Logf("found: %s", c.bug)
+			runFsx(t, c.seed, c.ops, int64(4*fsxChunk+fsxInline), 0)
+		})
+	}
+}
+
+// runFsx runs ops random operations drawn from seed on files up to
+// maxSize bytes (for at most limit, if set).
+func runFsx(t *testing.T, seed uint64, ops int, maxSize int64, limit time.Duration) {
+	e := mountEnv(t)
 	t.Logf("fsx: seed %d, %d operations (time limit %v), files up to %d bytes", seed, ops, limit, maxSize)
 	x := &fsx{t: t, e: e, r: rand.New(rand.NewPCG(seed, seed^0x5eed)), seed: seed, maxSize: maxSize}
 	scratch, err := unix.MemfdCreate("fsx", unix.MFD_CLOEXEC)
@@ -605,8 +629,14 @@ func (x *fsx) writeOther(f *fsxFile, off int64, data []byte, viaMount bool) {
 // mount point.
 func mountSecond(t *testing.T, e *env) string {
 	t.Helper()
+	return mountOther(t, e, fuse.DefaultOptions())
+}
+
+// mountOther mounts the second client (env.other) with opts, and returns
+// the mount point.
+func mountOther(t *testing.T, e *env, opts fuse.Options) string {
+	t.Helper()
 	dir := t.TempDir()
-	opts := fuse.DefaultOptions()
 	opts.FsName = "test2:/" + e.c.Volume
 	m, err := fuse.Mount(dir, e.other, opts)
 	if err != nil {

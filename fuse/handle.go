@@ -17,6 +17,7 @@ import (
 type handle struct {
 	fsys *fsys
 	f    *client.File
+	of   *openFile // the mount's record of the open file (inval.go)
 }
 
 var (
@@ -33,6 +34,7 @@ var (
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
 	rctx, done := h.fsys.interruptible(ctx)
 	defer done()
+	h.touch(rctx)
 	data, release, err := h.f.ReadLent(rctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, toErrno(err)
@@ -84,6 +86,7 @@ func (r *lentResult) Done() {
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	mctx, cancel := h.fsys.mutation(ctx)
 	defer cancel()
+	h.touch(mctx)
 	n, err := h.f.WriteAt(mctx, data, off)
 	if err != nil {
 		return 0, toErrno(err)
@@ -115,6 +118,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	if err := h.f.Release(mctx); err != nil {
 		h.fsys.logger.Warn("release: buffered data lost", "id", h.f.Node().ID, "err", err)
 	}
+	h.fsys.open.remove(h.of)
 	h.releaseLocks(ctx, mctx)
 	return 0
 }

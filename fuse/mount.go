@@ -120,6 +120,12 @@ func Mount(dir string, vol *client.Volume, opts Options) (*MountPoint, error) {
 			DirectMount:  true,
 			// O_TRUNC arrives with OPEN instead of as a separate SETATTR.
 			ExtraCapabilities: gofuse.CAP_ATOMIC_O_TRUNC,
+			// No FUSE_AUTO_INVAL_DATA: this mount's own writes keep
+			// the pages they leave in the kernel's cache; the mount
+			// drops pages a commit made stale itself (inval.go).
+			// Without an attribute cache there is nothing to watch
+			// with: the kernel asks at every read, as before.
+			ExplicitDataCacheControl: attr > 0,
 		},
 		EntryTimeout:    &entry,
 		AttrTimeout:     &attr,
@@ -135,6 +141,14 @@ func Mount(dir string, vol *client.Volume, opts Options) (*MountPoint, error) {
 		if err := setReadAhead(dir, opts.ReadAheadKB); err != nil {
 			f.logger.Warn("cannot set the read-ahead window; sequential reads will be slower", "read_ahead_kb", opts.ReadAheadKB, "err", err)
 		}
+	}
+	if attr > 0 {
+		stop := make(chan struct{})
+		go func() {
+			server.Wait()
+			close(stop)
+		}()
+		go f.watchOpenFiles(stop)
 	}
 	f.logger.Info("mounted", "source", opts.FsName, "read_only", opts.ReadOnly)
 	return &MountPoint{dir: dir, server: server, fsys: f}, nil
@@ -162,6 +176,7 @@ type fsys struct {
 	logger          *slog.Logger
 	mutationTimeout time.Duration
 	owners          *lockOwners // lock owners of FLUSH and RELEASE (locks.go)
+	open            openFiles   // files open through the mount (inval.go)
 }
 
 // interruptGrace is how long a read-only request keeps running after a

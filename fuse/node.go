@@ -28,6 +28,11 @@ type node struct {
 	// last is the attributes last handed to the kernel for this inode
 	// (see revalidate: close-to-open consistency; and Getattr).
 	last atomic.Pointer[dfspb.Attr]
+	// pages is the size and mtime the kernel's cached pages of this file
+	// are known to hold data for (set at open; nil: unknown). The kernel
+	// does not drop pages when told another mtime (no AUTO_INVAL_DATA,
+	// inval.go), so the next open compares with this, not with last.
+	pages atomic.Pointer[dfspb.Attr]
 	// alive is when this inode was last known to exist (unix ns; see
 	// nameErrno).
 	alive atomic.Int64
@@ -99,30 +104,57 @@ func nameErrno(ctx context.Context, err error, nodes ...*node) syscall.Errno {
 	return errno
 }
 
-// tell records a as handed to the kernel.
+// seenAlive records that n existed at t.
+func (n *node) seenAlive(t time.Time) {
+	at := t.UnixNano()
+	for {
+		old := n.alive.Load()
+		if at <= old || n.alive.CompareAndSwap(old, at) {
+			return
+		}
+	}
+}
+
+// tell records a as handed to the kernel. Attributes that move the size
+// or mtime (this mount's own writes, another client's, learned from a
+// lookup or GETATTR) make the cached pages unknown: the next open drops
+// them.
 func (n *node) tell(a *dfspb.Attr) {
 	n.last.Store(a)
+	if p := n.pages.Load(); p != nil && !sameData(p, a) {
+		n.pages.CompareAndSwap(p, nil)
+	}
+}
+
+// sameData reports whether a and b give a file the same size and mtime.
+func sameData(a, b *dfspb.Attr) bool {
+	return a.Size == b.Size && a.MtimeNs == b.MtimeNs
 }
 
 // revalidate makes the kernel drop its cached attributes of n when a,
 // fresh from the subvolume, differs from what it was told: the attribute
 // timeout lets it keep a size for up to a second, but a file another
 // client wrote and closed must read whole on the next open here
-// (close-to-open consistency). It reports whether the data is unchanged
-// since the kernel was last told about it, so that the open may keep the
-// kernel's cached pages (FOPEN_KEEP_CACHE); otherwise the open drops them.
+// (close-to-open consistency). It reports whether the kernel's cached
+// pages hold the data of a (size and mtime as at the open that cached
+// them, nothing told since moved them), so that the open may keep them
+// (FOPEN_KEEP_CACHE); otherwise the open drops them.
 func (n *node) revalidate(a *dfspb.Attr) (unchanged bool) {
 	if a == nil {
 		return false
 	}
 	// The kernel caches a file's data by its size and mtime.
-	if t := n.last.Load(); t != nil && t.Size == a.Size && t.MtimeNs == a.MtimeNs {
-		return true
+	p := n.pages.Load()
+	unchanged = p != nil && sameData(p, a)
+	if t := n.last.Load(); t == nil || !sameData(t, a) {
+		// -1: attributes only. ENOENT means the kernel forgot the inode.
+		_ = n.NotifyContent(-1, 0)
+		n.tell(a)
 	}
-	// -1: attributes only. ENOENT means the kernel forgot the inode.
-	_ = n.NotifyContent(-1, 0)
-	n.tell(a)
-	return false
+	if !unchanged {
+		n.pages.Store(a)
+	}
+	return unchanged
 }
 
 // Compile-time interface checks.
@@ -203,9 +235,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*
 	now := time.Now()
 	// The directory existed when the answer was read (asOf: long ago for
 	// an answer from a page of it).
-	if at := asOf.UnixNano(); at > n.alive.Load() {
-		n.alive.Store(at)
-	}
+	n.seenAlive(asOf)
 	in := n.newChild(ctx, cn, attr, out)
 	if age := now.Sub(asOf); age > 0 && entryTO > 0 && attrTO > 0 {
 		out.SetEntryTimeout(max(entryTO-age, time.Nanosecond))
@@ -345,7 +375,8 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 			attr = a
 		}
 	}
-	return n.newChild(ctx, cn, attr, out), &handle{fsys: n.fsys, f: f}, openFlags(flags), 0
+	in := n.newChild(ctx, cn, attr, out)
+	return in, n.fsys.newHandle(in, f), openFlags(flags), 0
 }
 
 // openFlags returns the FOPEN flags of a file opened with flags. An
@@ -381,7 +412,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if n.revalidate(f.Attr()) && fl&gofuse.FOPEN_DIRECT_IO == 0 && flags&syscall.O_TRUNC == 0 {
 		fl |= gofuse.FOPEN_KEEP_CACHE
 	}
-	return &handle{fsys: n.fsys, f: f}, fl, 0
+	return n.fsys.newHandle(n.EmbeddedInode(), f), fl, 0
 }
 
 // Mkdir creates a directory.

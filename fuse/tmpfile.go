@@ -40,5 +40,6 @@ func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *gofu
 	}
 	a := proto.Clone(attr).(*dfspb.Attr)
 	a.Nlink = 0
-	return n.newChild(ctx, cn, a, out), &handle{fsys: n.fsys, f: f}, openFlags(flags), 0
+	in := n.newChild(ctx, cn, a, out)
+	return in, n.fsys.newHandle(in, f), openFlags(flags), 0
 }

@@ -82,6 +82,11 @@ type openInode struct {
 	// fetched is an inline file's data as Open fetched it with the
 	// attributes, served to reads until anything changes (opendata.go).
 	fetched *fetchedData
+	// changed: the committed version moved since the first attributes
+	// seen here and TakeChangedOpen has not reported it yet. Only a
+	// commit moves it (this Volume's buffered writes do not), so pages a
+	// kernel cached from this file's reads and writes may be stale.
+	changed bool
 }
 
 // Open opens the regular file n. flags are open(2) flags: O_WRONLY or
@@ -387,6 +392,10 @@ func (st *openInode) adoptAt(a *dfspb.Attr, at time.Time) {
 	if a.Version > st.version {
 		st.ra.invalidate() // committed data may have changed
 		st.dropFetched()
+		// Versions are Raft indexes of the subvolume: a commit of
+		// this Volume's cannot be told from another client's that
+		// came between, so every move counts.
+		st.changed = st.changed || st.version != 0
 	}
 	st.version, st.attr, st.attrAt = a.Version, a, at
 	st.attrChanges = st.v.postOps.changes.Load()

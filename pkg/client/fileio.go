@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -20,7 +21,7 @@ func (st *openInode) write(ctx context.Context, p []byte, off int64) (int, error
 		if !st.chunked {
 			break // an inline file holds at most InlineMax
 		}
-		st.pump(true)
+		st.pumpFattest(limit / 4)
 		if st.running == 0 {
 			break
 		}
@@ -57,10 +58,24 @@ func (st *openInode) write(ctx context.Context, p []byte, off int64) (int, error
 	st.uncommitted = true
 	st.removed = false
 	st.ra.invalidate()
-	if st.chunked {
+	if st.chunked && len(p) > 0 && st.filledChunk(uint64(off)/ChunkSize, (end-1)/ChunkSize) {
 		st.pump(false)
 	}
 	return len(p), nil
+}
+
+// filledChunk reports whether a dirty chunk in [first, last] is full: a
+// write that filled none has no chunk to start, and small random writes
+// need not look at every dirty chunk each (pump). A full chunk left
+// waiting for a free flush slot starts when a chunk write ends
+// (writeBack). Callers hold mu.
+func (st *openInode) filledChunk(first, last uint64) bool {
+	for idx := first; idx <= last; idx++ {
+		if b := st.dirty[idx]; b != nil && b.full(ChunkSize) {
+			return true
+		}
+	}
+	return false
 }
 
 // toChunks switches an inline file to chunks because it outgrows
@@ -108,6 +123,52 @@ func (st *openInode) pump(all bool) {
 		st.running++
 		st.v.wg.Add(1)
 		go st.writeBack(idx, b)
+	}
+}
+
+// pumpFattest makes room in a full write buffer: it starts background
+// writes of the dirty chunks holding the most bytes first, until the
+// chunk writes in flight hold at least target bytes or
+// Config.FlushParallelism run. The other chunks keep gathering writes, so
+// that random writes scattered over many chunks commit many extents per
+// Raft entry (WriteExtents), not the one or two each chunk holds when
+// every chunk is written whenever the buffer fills. Callers hold mu;
+// st.chunked is set.
+func (st *openInode) pumpFattest(target int) {
+	if len(st.dirty) == 0 {
+		return
+	}
+	busy := 0
+	for _, b := range st.inflight {
+		busy += b.mem()
+	}
+	type cand struct {
+		idx uint64
+		mem int
+	}
+	cands := make([]cand, 0, len(st.dirty))
+	for idx, b := range st.dirty {
+		if _, ok := st.inflight[idx]; !ok {
+			cands = append(cands, cand{idx, b.mem()})
+		}
+	}
+	slices.SortFunc(cands, func(a, b cand) int {
+		if a.mem != b.mem {
+			return b.mem - a.mem
+		}
+		return cmp.Compare(a.idx, b.idx)
+	})
+	for _, c := range cands {
+		if st.running >= st.v.cfg.FlushParallelism || (busy >= target && st.running > 0) {
+			return
+		}
+		b := st.dirty[c.idx]
+		delete(st.dirty, c.idx)
+		st.inflight[c.idx] = b
+		st.running++
+		busy += c.mem
+		st.v.wg.Add(1)
+		go st.writeBack(c.idx, b)
 	}
 }
 
