@@ -186,7 +186,8 @@ func TestIdleOpenFileNotWatched(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 	before := e.calls()
 	time.Sleep(time.Second)
-	if n := e.calls() - before; n > 0 {
+	// Watched, it would be asked about every 100 ms (half the timeout).
+	if n := e.calls() - before; n > 3 {
 		t.Errorf("%d RPCs in a second for an idle open file", n)
 	}
 	ctx := t.Context()
