@@ -45,18 +45,7 @@ func readSeq(e *env, f *client.File, off, step int) []byte {
 // RPC per chunk, not one per read.
 func TestReadAheadSequential(t *testing.T) {
 	e := newEnv(t, clienttest.Options{Subvolumes: 2})
-	size := 12*client.ChunkSize + 1000
-	data := randBytes(7, size)
-	clear(data[5*client.ChunkSize : 6*client.ChunkSize+100]) // holes read as zeros
-	n := e.writeFile(e.v, e.v.Root(), "big", nil)
-	w, err := e.v.Open(e.ctx, n, syscall.O_WRONLY)
-	mustOK(t, "open", err)
-	for _, part := range [][2]int{{0, 5 * client.ChunkSize}, {6*client.ChunkSize + 100, size}} {
-		if _, err := w.WriteAt(e.ctx, data[part[0]:part[1]], int64(part[0])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustOK(t, "close", w.Release(e.ctx))
+	n, data := e.sparseFile(t, 12*client.ChunkSize+1000, 7)
 
 	other := e.open()
 	f, err := other.Open(e.ctx, n, syscall.O_RDONLY)
@@ -220,18 +209,8 @@ func TestReadAheadConcurrentReaders(t *testing.T) {
 // chunk has left the cache and newer chunks have been fetched.
 func TestReadLent(t *testing.T) {
 	e := newEnv(t, clienttest.Options{Subvolumes: 2})
-	size := 20*client.ChunkSize + 1000
-	data := randBytes(11, size)
-	clear(data[5*client.ChunkSize : 6*client.ChunkSize+100])
-	n := e.writeFile(e.v, e.v.Root(), "big", nil)
-	w, err := e.v.Open(e.ctx, n, syscall.O_WRONLY)
-	mustOK(t, "open", err)
-	for _, part := range [][2]int{{0, 5 * client.ChunkSize}, {6*client.ChunkSize + 100, size}} {
-		if _, err := w.WriteAt(e.ctx, data[part[0]:part[1]], int64(part[0])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustOK(t, "close", w.Release(e.ctx))
+	n, data := e.sparseFile(t, 20*client.ChunkSize+1000, 11)
+	size := len(data)
 
 	other := e.open()
 	f, err := other.Open(e.ctx, n, syscall.O_RDONLY)
@@ -309,4 +288,23 @@ func TestReadLent(t *testing.T) {
 		}
 		release()
 	}
+}
+
+// sparseFile writes "big", size random bytes from seed with a hole from
+// chunk 5 to 100 bytes into chunk 6 (holes read as zeros), and returns it
+// with its content.
+func (e *env) sparseFile(t *testing.T, size int, seed uint64) (client.Node, []byte) {
+	t.Helper()
+	data := randBytes(seed, size)
+	clear(data[5*client.ChunkSize : 6*client.ChunkSize+100])
+	n := e.writeFile(e.v, e.v.Root(), "big", nil)
+	w, err := e.v.Open(e.ctx, n, syscall.O_WRONLY)
+	mustOK(t, "open", err)
+	for _, part := range [][2]int{{0, 5 * client.ChunkSize}, {6*client.ChunkSize + 100, size}} {
+		if _, err := w.WriteAt(e.ctx, data[part[0]:part[1]], int64(part[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustOK(t, "close", w.Release(e.ctx))
+	return n, data
 }
