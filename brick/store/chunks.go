@@ -326,7 +326,7 @@ func (t *txn) deleteChunks(c *dfspb.DeleteChunksCmd) (*dfspb.StoreResult, error)
 // mu and the chunk's stripe.
 func (s *Store) readChunkFile(file layout.ID, rec *dfspb.ChunkInfo, start, end int64, buf []byte) error {
 	bs := int64(s.cfg.BlockSize)
-	n, err := preadFile(s.chunkPath(file, rec.Index), buf, start)
+	n, err := s.preadChunk(s.chunkPath(file, rec.Index), buf, start)
 	if errors.Is(err, os.ErrNotExist) {
 		return &CorruptError{File: file, Index: rec.Index, Block: int(start / bs), Reason: "chunk file missing"}
 	}
@@ -377,8 +377,9 @@ func (s *Store) ReadChunk(ctx context.Context, file layout.ID, index uint64, off
 	start := off / bs * bs
 	bufEnd := min((end+bs-1)/bs*bs, int64(rec.Length))
 	if 2*(end-off) >= bufEnd-start {
-		// Most of what is read is returned: in its own buffer.
-		buf := make([]byte, bufEnd-start)
+		// Most of what is read is returned: in its own buffer, aligned
+		// for a direct read when it is large (readbuf.go).
+		buf := readBuffer(int(bufEnd - start))
 		if err := s.readChunkFile(file, rec, start, bufEnd, buf); err != nil {
 			return nil, err
 		}
