@@ -63,6 +63,7 @@ type openFile struct {
 	refs int          // handles open; guarded by openFiles.mu
 	used atomic.Int64 // unix ns of the last read or write through it
 	idle atomic.Bool  // its pages were dropped for idleness: not watched
+	wake sync.Mutex   // held by the first read or write after idle (touch)
 }
 
 // add registers a handle of node, whose inode is in.
@@ -119,8 +120,16 @@ func (f *fsys) newHandle(in *fs.Inode, cf *client.File) *handle {
 // own read caches follow the committed version).
 func (h *handle) touch(ctx context.Context) {
 	h.of.used.Store(time.Now().UnixNano())
-	if h.of.idle.Swap(false) {
+	if !h.of.idle.Load() {
+		return
+	}
+	// Concurrent reads wait for the refresh: the client's read-ahead
+	// cache may hold data from before the idle period.
+	h.of.wake.Lock()
+	defer h.of.wake.Unlock()
+	if h.of.idle.Load() {
 		h.fsys.vol.RefreshOpenFile(ctx, h.of.node, 0)
+		h.of.idle.Store(false)
 	}
 }
 

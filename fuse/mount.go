@@ -126,6 +126,11 @@ func Mount(dir string, vol *client.Volume, opts Options) (*MountPoint, error) {
 			// Without an attribute cache there is nothing to watch
 			// with: the kernel asks at every read, as before.
 			ExplicitDataCacheControl: attr > 0,
+			// Nor FUSE_EXPLICIT_INVAL_DATA: the kernel still drops a
+			// file's pages when it learns another size (a last page
+			// cached zero-filled past the old end would read zeros
+			// where another client appended).
+			DisabledCapabilities: gofuse.CAP_EXPLICIT_INVAL_DATA,
 		},
 		EntryTimeout:    &entry,
 		AttrTimeout:     &attr,

@@ -126,9 +126,11 @@ func (n *node) tell(a *dfspb.Attr) {
 	}
 }
 
-// sameData reports whether a and b give a file the same size and mtime.
+// sameData reports whether a and b give a file the same size, mtime and
+// ctime (a rewrite of the same size whose mtime was set back, as cp -p
+// does, still moved ctime).
 func sameData(a, b *dfspb.Attr) bool {
-	return a.Size == b.Size && a.MtimeNs == b.MtimeNs
+	return a.Size == b.Size && a.MtimeNs == b.MtimeNs && a.CtimeNs == b.CtimeNs
 }
 
 // revalidate makes the kernel drop its cached attributes of n when a,

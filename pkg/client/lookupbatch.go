@@ -348,6 +348,9 @@ func (b *lookupBatches) putEntry(start time.Time, dirID []byte, name string, de 
 		attr = nil
 	}
 	e := DirEntry{Name: name, Node: n, Type: de.GetType(), Attr: attr}
+	if found && d.ents[i].Node.ID == n.ID && attr != nil && d.ents[i].Attr.GetVersion() > attr.GetVersion() {
+		e.Attr = d.ents[i].Attr // an answer handled late keeps the newer
+	}
 	if found {
 		d.ents[i] = e
 	} else {
@@ -389,8 +392,8 @@ func (b *lookupBatches) setAttrs(start time.Time, id []byte, a *dfspb.Attr) {
 			if e := &d.ents[i]; e.Attr != nil && string(e.Node.ID[:]) == string(id) {
 				if d.at.After(start) {
 					e.Attr = nil
-				} else {
-					e.Attr = a
+				} else if e.Attr.GetVersion() <= a.GetVersion() {
+					e.Attr = a // (an answer handled late keeps the newer)
 				}
 			}
 		}
