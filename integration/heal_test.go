@@ -142,25 +142,50 @@ func TestHealFullRepairsFollower(t *testing.T) {
 	mnt := mountVolume(t, c, "gv0")
 	writeRandom(t, filepath.Join(mnt, "data"), 2<<20, 9)
 	awaitHealed(t, a, "gv0", 10*time.Second)
-	var follower string
-	eventually(t, 10*time.Second, "status shows a follower", func() error {
+	var follower, leader string
+	eventually(t, 10*time.Second, "status shows the leader and a follower", func() error {
 		st, err := volumeStatus(t, a, "gv0")
 		if err != nil {
 			return err
 		}
+		follower, leader = "", ""
 		for _, b := range st.Bricks {
-			if b.Role == "Follower" {
+			switch b.Role {
+			case "Follower":
 				follower = b.Path
-				return nil
+			case "Leader":
+				leader = b.Path
 			}
 		}
-		return fmt.Errorf("no follower in status %v", st)
+		if follower == "" || leader == "" {
+			return fmt.Errorf("no leader and follower in status %v", st)
+		}
+		return nil
 	})
 	files := chunkFiles(t, follower)
 	if len(files) == 0 {
 		t.Fatalf("no chunks on follower %s", follower)
 	}
-	orig, _ := os.ReadFile(files[0])
+	// The follower may still be fetching a chunk whose staged bytes it
+	// missed (its push came after the entry): start from the bytes the
+	// leader holds, once the follower holds them too.
+	rel, err := filepath.Rel(follower, files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var orig []byte
+	eventually(t, 10*time.Second, "the follower's chunk matches the leader's", func() error {
+		want, err := os.ReadFile(filepath.Join(leader, rel))
+		if err != nil {
+			return err
+		}
+		got, err := os.ReadFile(files[0])
+		if err != nil || string(got) != string(want) {
+			return fmt.Errorf("%s differs from the leader's (%v)", files[0], err)
+		}
+		orig = want
+		return nil
+	})
 	bad := append([]byte(nil), orig...)
 	bad[len(bad)/3] ^= 0x55
 	if err := os.WriteFile(files[0], bad, 0o600); err != nil {
