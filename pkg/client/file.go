@@ -124,7 +124,10 @@ func (v *Volume) Open(ctx context.Context, n Node, flags int) (*File, error) {
 		// close, or one an unlink of lost outcome left for fsck), reached
 		// through a name the kernel still caches: as on NFS, the handle
 		// is stale and the kernel walks the path again (LOOKUP_REVAL).
-		// Opening it would write where no name leads.
+		// Opening it would write where no name leads. The lookup the
+		// kernel makes then must not be answered from a page that still
+		// names it.
+		v.postOps.batches.drop()
 		return nil, fmt.Errorf("open: %w: file has no links", ErrNotFound)
 	}
 	return v.openFile(ctx, n, attr, data, writable, flags)
