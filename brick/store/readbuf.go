@@ -70,10 +70,17 @@ func putReadBuf(b []byte) {
 // register the file with the network poller and set a finalizer, which
 // cost a small read as much as the read itself.
 func preadFile(path string, buf []byte, off int64) (int, error) {
+	return preadOpen(path, 0, buf, off)
+}
+
+// preadOpen opens path with the extra open flags and reads from off into
+// buf until it is full or the file ends. With O_DIRECT a read short of
+// directAlign is the end of the file.
+func preadOpen(path string, flags int, buf []byte, off int64) (int, error) {
 	var fd int
 	var err error
 	for {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|flags, 0)
 		if !errors.Is(err, unix.EINTR) {
 			break
 		}
@@ -94,6 +101,9 @@ func preadFile(path string, buf []byte, off int64) (int, error) {
 			return n, nil
 		}
 		n += k
+		if flags&unix.O_DIRECT != 0 && k%directAlign != 0 {
+			return n, nil // the end of the file
+		}
 	}
 	return n, nil
 }
@@ -220,33 +230,5 @@ func (s *Store) preadChunk(path string, buf []byte, off int64) (int, error) {
 // much as it holds (short at its end); off, len(buf) and buf's address
 // are multiples of directAlign.
 func preadDirect(path string, buf []byte, off int64) (int, error) {
-	var fd int
-	var err error
-	for {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_DIRECT, 0)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	n := 0
-	for n < len(buf) {
-		k, err := unix.Pread(fd, buf[n:], off+int64(n))
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case err != nil:
-			return n, err
-		case k == 0:
-			return n, nil
-		}
-		n += k
-		if k%directAlign != 0 {
-			return n, nil // the end of the file
-		}
-	}
-	return n, nil
+	return preadOpen(path, unix.O_DIRECT, buf, off)
 }
