@@ -8,17 +8,11 @@ import (
 	"time"
 
 	"github.com/dfsproject/dfs/fuse"
+	"github.com/dfsproject/dfs/pkg/client/clienttest"
 )
 
 // brickReads counts the data reads the bricks served.
-func (e *env) brickReads() (n int64) {
-	for _, sv := range e.c.Subvolumes {
-		for _, b := range sv.Bricks {
-			n += b.Reads()
-		}
-	}
-	return n
-}
+func (e *env) brickReads() int64 { return e.sumBricks((*clienttest.Brick).Reads) }
 
 // TestOwnWritesStayCached: blocks this mount wrote read back from the
 // kernel's page cache, not from the bricks (the kernel used to drop the

@@ -491,14 +491,6 @@ func TestWarmReadKeepsCache(t *testing.T) {
 	if err := os.WriteFile(p, want, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	reads := func() (n int64) {
-		for _, sv := range e.c.Subvolumes {
-			for _, b := range sv.Bricks {
-				n += b.Reads()
-			}
-		}
-		return n
-	}
 	read := func(want []byte) {
 		t.Helper()
 		got, err := os.ReadFile(p)
@@ -510,10 +502,10 @@ func TestWarmReadKeepsCache(t *testing.T) {
 		}
 	}
 	read(want) // fills the page cache
-	before := reads()
+	before := e.brickReads()
 	read(want)
 	// The open revalidates with a GetAttr; the data comes from the cache.
-	if n := reads() - before; n != 0 {
+	if n := e.brickReads() - before; n != 0 {
 		t.Fatalf("warm re-read of 3 MiB read from the bricks %d times, want 0", n)
 	}
 

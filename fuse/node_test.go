@@ -11,13 +11,17 @@ import (
 	"time"
 
 	"github.com/dfsproject/dfs/fuse"
+	"github.com/dfsproject/dfs/pkg/client/clienttest"
 )
 
 // calls counts the RPCs every brick of the fake volume served.
-func (e *env) calls() (n int64) {
+func (e *env) calls() int64 { return e.sumBricks((*clienttest.Brick).Calls) }
+
+// sumBricks adds up count over every brick of the fake volume.
+func (e *env) sumBricks(count func(*clienttest.Brick) int64) (n int64) {
 	for _, sv := range e.c.Subvolumes {
 		for _, b := range sv.Bricks {
-			n += b.Calls()
+			n += count(b)
 		}
 	}
 	return n
