@@ -2,6 +2,8 @@ package fuse
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,11 +105,7 @@ func (o *openFiles) get(id layout.ID) *openFile {
 func (o *openFiles) list() []*openFile {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	out := make([]*openFile, 0, len(o.files))
-	for _, of := range o.files {
-		out = append(out, of)
-	}
-	return out
+	return slices.Collect(maps.Values(o.files))
 }
 
 // newHandle opens a handle of f, whose inode is in.

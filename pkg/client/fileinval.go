@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -11,7 +13,7 @@ import (
 // kernel keeps the pages filled by this Volume's own reads and writes, so
 // random reads after writes hit the page cache; the Volume reports which
 // open files another client's commit may have made stale
-// (TakeChangedOpen), and RefreshOpen makes sure such a commit is noticed
+// (TakeChangedOpen), and RefreshOpenFile makes sure such a commit is noticed
 // even when no request about the file reaches the client, because every
 // read is answered from the page cache.
 
@@ -31,17 +33,6 @@ func (v *Volume) TakeChangedOpen() []Node {
 		st.mu.Unlock()
 	}
 	return out
-}
-
-// RefreshOpen is RefreshOpenFile for every file open here, one after the
-// other, on the Volume's background context.
-func (v *Volume) RefreshOpen(maxAge time.Duration) {
-	for _, st := range v.openStates() {
-		if v.bg.Err() != nil {
-			return
-		}
-		v.RefreshOpenFile(v.bg, st.node, maxAge)
-	}
 }
 
 // RefreshOpenFile fetches the attributes of n if a File of it is open here
@@ -78,9 +69,5 @@ func (v *Volume) Background() context.Context { return v.bg }
 func (v *Volume) openStates() []*openInode {
 	v.openMu.Lock()
 	defer v.openMu.Unlock()
-	out := make([]*openInode, 0, len(v.open))
-	for _, st := range v.open {
-		out = append(out, st)
-	}
-	return out
+	return slices.Collect(maps.Values(v.open))
 }

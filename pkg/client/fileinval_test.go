@@ -13,7 +13,7 @@ import (
 )
 
 // TestChangedOpenReportsOtherClientsCommit checks that a file open here is
-// reported changed (its cached pages may be stale) once RefreshOpen has
+// reported changed (its cached pages may be stale) once RefreshOpenFile has
 // seen another client's commit, and not for this client's buffered
 // writes, which leave the committed version alone.
 func TestChangedOpenReportsOtherClientsCommit(t *testing.T) {
@@ -31,7 +31,7 @@ func TestChangedOpenReportsOtherClientsCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e.v.RefreshOpen(0)
+	e.v.RefreshOpenFile(e.ctx, n, 0)
 	if got := e.v.TakeChangedOpen(); len(got) != 0 {
 		t.Fatalf("changed after own buffered writes: %v", got)
 	}
@@ -49,11 +49,11 @@ func TestChangedOpenReportsOtherClientsCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Attributes younger than maxAge are not asked for again.
-	e.v.RefreshOpen(time.Hour)
+	e.v.RefreshOpenFile(e.ctx, n, time.Hour)
 	if got := e.v.TakeChangedOpen(); len(got) != 0 {
 		t.Fatalf("changed without a refresh: %v", got)
 	}
-	e.v.RefreshOpen(0)
+	e.v.RefreshOpenFile(e.ctx, n, 0)
 	got := e.v.TakeChangedOpen()
 	if !slices.ContainsFunc(got, func(m client.Node) bool { return m.ID == n.ID }) {
 		t.Fatalf("TakeChangedOpen = %v, want %v after another client's commit", got, n.ID)
