@@ -216,19 +216,9 @@ func TestAppendHandleSeenByCachedHandle(t *testing.T) {
 // the read-ahead's chunks of the old data, which the kernel then caches.
 func TestIdleWakeConcurrentReads(t *testing.T) {
 	e := mountEnv(t)
-	opts := fuse.DefaultOptions()
-	opts.AttrTimeout, opts.EntryTimeout = 200*time.Millisecond, 200*time.Millisecond
-	mnt := mountOther(t, e, opts)
 	const size = 8 << 20
 	old := randBytes(31, size)
-	if err := os.WriteFile(filepath.Join(e.mnt, "f"), old, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r, err := os.Open(filepath.Join(mnt, "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openShortTimeouts(t, e, old)
 	for round := range 3 {
 		// A sequential read to the end fills the client's read-ahead.
 		got := make([]byte, size)

@@ -160,18 +160,8 @@ func TestHeldOpenSeesOtherClientsWrite(t *testing.T) {
 // meanwhile.
 func TestIdleOpenFileNotWatched(t *testing.T) {
 	e := mountEnv(t)
-	opts := fuse.DefaultOptions()
-	opts.AttrTimeout, opts.EntryTimeout = 200*time.Millisecond, 200*time.Millisecond
-	mnt := mountOther(t, e, opts)
 	old := randBytes(4, 64<<10)
-	if err := os.WriteFile(filepath.Join(e.mnt, "f"), old, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r, err := os.Open(filepath.Join(mnt, "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openShortTimeouts(t, e, old)
 	got := make([]byte, len(old))
 	if _, err := r.ReadAt(got, 0); err != nil || !bytes.Equal(got, old) {
 		t.Fatalf("first read: %v, or other bytes", err)
@@ -206,4 +196,23 @@ func TestIdleOpenFileNotWatched(t *testing.T) {
 	if !bytes.Equal(got[:4096], next) || !bytes.Equal(got[4096:], old[4096:]) {
 		t.Fatal("the idle descriptor's next read does not see another client's commit")
 	}
+}
+
+// openShortTimeouts writes data as "f" through e's mount and opens it
+// through a second mount, of the other client, with 200 ms attribute and
+// entry timeouts. The file is closed at the test's end.
+func openShortTimeouts(t *testing.T, e *env, data []byte) *os.File {
+	t.Helper()
+	opts := fuse.DefaultOptions()
+	opts.AttrTimeout, opts.EntryTimeout = 200*time.Millisecond, 200*time.Millisecond
+	mnt := mountOther(t, e, opts)
+	if err := os.WriteFile(filepath.Join(e.mnt, "f"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(filepath.Join(mnt, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
